@@ -1,0 +1,3 @@
+// Wire formats shared by the api, the Durable Objects, the media node and the SDK.
+export * from "./errors.ts";
+export * from "./service.ts";

@@ -1,0 +1,123 @@
+// `npm run dev`: the whole system on embedded defaults, stopped together by one Ctrl-C.
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { findTurnserver, startCoturn, TURN_PORT } from "./local/coturn.ts";
+import { startLocalDatabase } from "./local/database.ts";
+import { start, stopAll, waitForHttp } from "./local/processes.ts";
+import { ensureDevVars } from "./local/secrets.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const DATA = join(ROOT, ".data");
+const API_PORT = Number(process.env.PORT ?? 8787);
+const MEDIA_PORT = Number(process.env.MEDIA_NODE_PORT ?? 8790);
+const STARTUP_TIMEOUT_MS = 60_000;
+
+const log = (msg: string) => process.stdout.write(`[dev] ${msg}\n`);
+
+let stopping = false;
+async function shutdown(code: number, closeDb?: () => Promise<void>): Promise<never> {
+	if (!stopping) {
+		stopping = true;
+		log("stopping…");
+		await stopAll();
+		await closeDb?.();
+	}
+	process.exit(code);
+}
+
+async function main(): Promise<void> {
+	mkdirSync(DATA, { recursive: true });
+	const vars = ensureDevVars(join(ROOT, ".dev.vars"));
+
+	const db = await startLocalDatabase({
+		databaseUrl: process.env.DATABASE_URL,
+		dataDir: join(DATA, "pglite"),
+		migrationsDir: join(ROOT, "migrations"),
+	});
+	log(`database: ${db.kind === "embedded" ? "embedded PGlite in .data/pglite" : "DATABASE_URL"}, migrations applied`);
+	const closeDb = () => db.close();
+	for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void shutdown(0, closeDb));
+
+	const mediaNodeUrl = `http://127.0.0.1:${MEDIA_PORT}`;
+	const media = start("media", process.execPath, [join(ROOT, "media-node/src/main.ts")], {
+		env: {
+			...process.env,
+			MEDIA_NODE_PORT: String(MEDIA_PORT),
+			MEDIA_NODE_HOST: "127.0.0.1",
+			MEDIA_NODE_SECRET: vars.get("MEDIA_NODE_SECRET"),
+			API_URL: `http://127.0.0.1:${API_PORT}`,
+		},
+	});
+
+	const turnserver = findTurnserver();
+	const turnVars: string[] = [];
+	if (turnserver) {
+		startCoturn(turnserver, vars.get("TURN_SECRET") ?? "", join(DATA, "coturn"));
+		turnVars.push(
+			"--var",
+			`TURN_URLS:turn:127.0.0.1:${TURN_PORT}?transport=udp,turn:127.0.0.1:${TURN_PORT}?transport=tcp`,
+		);
+	} else {
+		log("coturn is not installed, so calls use host/STUN candidates only. Install it with: apt-get install -y coturn");
+	}
+
+	const wrangler = start(
+		"api",
+		process.execPath,
+		[
+			join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
+			"dev",
+			"--ip",
+			"127.0.0.1",
+			"--port",
+			String(API_PORT),
+			"--persist-to",
+			join(DATA, "wrangler"),
+			"--show-interactive-dev-session=false",
+			"--var",
+			`DATABASE_URL:${db.databaseUrl}`,
+			"--var",
+			`DB_WS_PROXY:${db.wsProxy}`,
+			"--var",
+			`MEDIA_NODE_URL:${mediaNodeUrl}`,
+			"--var",
+			`PUBLIC_URL:http://127.0.0.1:${API_PORT}`,
+			...turnVars,
+		],
+		{ cwd: ROOT, env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" } },
+	);
+	for (const [name, child] of [
+		["api", wrangler],
+		["media node", media],
+	] as const) {
+		void child.exited.then((code) => {
+			if (!stopping) {
+				log(`${name} exited (code ${code}); stopping everything`);
+				void shutdown(1, closeDb);
+			}
+		});
+	}
+
+	const apiUrl = `http://127.0.0.1:${API_PORT}`;
+	const [apiUp, mediaUp] = await Promise.all([
+		waitForHttp(`${apiUrl}/health`, STARTUP_TIMEOUT_MS),
+		waitForHttp(`${mediaNodeUrl}/health`, STARTUP_TIMEOUT_MS),
+	]);
+	if (!apiUp || !mediaUp) {
+		log(`startup failed: api ${apiUp ? "up" : "down"}, media node ${mediaUp ? "up" : "down"}`);
+		await shutdown(1, closeDb);
+	}
+	log("SecureConnect is running:");
+	log(`  api        ${apiUrl}   (health ${apiUrl}/health, readiness ${apiUrl}/ready)`);
+	log(`  api docs   ${apiUrl}/docs   (OpenAPI ${apiUrl}/openapi.json)`);
+	log(`  media node ${mediaNodeUrl}`);
+	if (turnserver) log(`  coturn     turn:127.0.0.1:${TURN_PORT}`);
+	log(`  state in ${DATA} (delete it to start fresh); secrets in .dev.vars`);
+	log("Press Ctrl-C to stop everything.");
+	if (!existsSync(join(ROOT, "media-node/node_modules"))) log("warning: media-node is not installed; run npm install");
+}
+
+main().catch(async (error: unknown) => {
+	process.stderr.write(`[dev] failed to start: ${(error as Error).stack ?? String(error)}\n`);
+	await shutdown(1);
+});

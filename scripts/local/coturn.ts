@@ -1,0 +1,47 @@
+// coturn on loopback for local calls, with the same TURN REST secret the api mints credentials from.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Managed, start } from "./processes.ts";
+
+export const TURN_PORT = 3478;
+
+export function findTurnserver(): string | undefined {
+	for (const candidate of ["turnserver", "/usr/bin/turnserver"]) {
+		try {
+			execFileSync("sh", ["-c", `command -v ${candidate}`], { stdio: "pipe" });
+			return candidate;
+		} catch {
+			// try next
+		}
+	}
+	return undefined;
+}
+
+export function startCoturn(binary: string, secret: string, stateDir: string, port = TURN_PORT): Managed {
+	mkdirSync(stateDir, { recursive: true });
+	const configPath = join(stateDir, "turnserver.conf");
+	writeFileSync(
+		configPath,
+		[
+			"listening-ip=127.0.0.1",
+			"relay-ip=127.0.0.1",
+			`listening-port=${port}`,
+			"use-auth-secret",
+			`static-auth-secret=${secret}`,
+			"realm=secureconnect.local",
+			"fingerprint",
+			"no-cli",
+			"no-tls",
+			"no-dtls",
+			"no-multicast-peers",
+			// Needed to relay to loopback peers in local tests; never in production.
+			"allow-loopback-peers",
+			"log-file=stdout",
+			"simple-log",
+			"",
+		].join("\n"),
+		{ mode: 0o600 },
+	);
+	return start("coturn", binary, ["-c", configPath]);
+}

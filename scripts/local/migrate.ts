@@ -1,0 +1,31 @@
+// Applies migrations/ through the same driver the worker uses in production
+// (Neon serverless over WebSocket), locally via the proxy, or straight to Neon.
+import { createRequire } from "node:module";
+import { neonConfig, Pool } from "@neondatabase/serverless";
+import { drizzle } from "drizzle-orm/neon-serverless";
+import { migrate as drizzleMigrate } from "drizzle-orm/neon-serverless/migrator";
+
+export interface MigrateOptions {
+	databaseUrl: string;
+	/** host:port of a local proxy; omitted for Neon itself. */
+	wsProxy?: string;
+	migrationsDir: string;
+}
+
+export async function migrate(options: MigrateOptions): Promise<void> {
+	neonConfig.webSocketConstructor = createRequire(import.meta.url)("ws");
+	if (options.wsProxy) {
+		const proxy = options.wsProxy;
+		neonConfig.wsProxy = (host, port) => `${proxy}/v1?address=${host}:${port}`;
+		neonConfig.useSecureWebSocket = false;
+		neonConfig.pipelineConnect = false;
+		neonConfig.pipelineTLS = false;
+	}
+	const pool = new Pool({ connectionString: options.databaseUrl, max: 1 });
+	pool.on("error", () => {});
+	try {
+		await drizzleMigrate(drizzle(pool), { migrationsFolder: options.migrationsDir });
+	} finally {
+		await pool.end();
+	}
+}

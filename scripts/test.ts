@@ -1,0 +1,115 @@
+// `npm test`: lint, type-check, every vitest project (workers inside workerd,
+// Node tests), the database tests again on a real Postgres when
+// TEST_POSTGRES_URL is set, and mediasoup's own suite against our worker.
+// Ends with the one line CI reads: "N passed, N failed".
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { neonConfig, Pool } from "@neondatabase/serverless";
+import { startWsProxy } from "./local/ws-proxy.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const RESULTS = join(ROOT, ".data/test-results");
+const bin = (name: string) => join(ROOT, "node_modules/.bin", name);
+
+interface Tally {
+	passed: number;
+	failed: number;
+}
+const total: Tally = { passed: 0, failed: 0 };
+const summary: string[] = [];
+
+function run(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): number {
+	process.stdout.write(`\n=== ${label}\n`);
+	const result = spawnSync(command, args, { cwd: ROOT, stdio: "inherit", env: { ...process.env, ...env } });
+	return result.status ?? 1;
+}
+
+function check(label: string, command: string, args: string[]): void {
+	const ok = run(label, command, args) === 0;
+	ok ? total.passed++ : total.failed++;
+	summary.push(`${ok ? "ok  " : "FAIL"} ${label}`);
+}
+
+function vitest(label: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
+	const out = join(RESULTS, `${label.replace(/\W+/g, "-")}.json`);
+	rmSync(out, { force: true });
+	const status = run(
+		label,
+		bin("vitest"),
+		["run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...args],
+		env,
+	);
+	let tally: Tally = { passed: 0, failed: 0 };
+	if (existsSync(out)) {
+		const report = JSON.parse(readFileSync(out, "utf8")) as { numPassedTests: number; numFailedTests: number };
+		tally = { passed: report.numPassedTests, failed: report.numFailedTests };
+	}
+	// A crash before any report (or a failing file with no test) still counts as a failure.
+	if (status !== 0 && tally.failed === 0) tally.failed = 1;
+	total.passed += tally.passed;
+	total.failed += tally.failed;
+	summary.push(`${tally.failed ? "FAIL" : "ok  "} ${label}: ${tally.passed} passed, ${tally.failed} failed`);
+}
+
+function mediasoupSuite(): void {
+	const label = "mediasoup's own test suite against our worker";
+	process.stdout.write(`\n=== ${label}\n`);
+	const result = spawnSync(process.execPath, [join(ROOT, "media-node/scripts/test-mediasoup.mjs")], {
+		cwd: ROOT,
+		encoding: "utf8",
+		stdio: ["ignore", "pipe", "inherit"],
+	});
+	process.stdout.write(result.stdout ?? "");
+	const m = /mediasoup suite: (\d+) passed, (\d+) failed/.exec(result.stdout ?? "");
+	const tally = m ? { passed: Number(m[1]), failed: Number(m[2]) } : { passed: 0, failed: 1 };
+	if (result.status !== 0 && tally.failed === 0) tally.failed = 1;
+	total.passed += tally.passed;
+	total.failed += tally.failed;
+	summary.push(`${tally.failed ? "FAIL" : "ok  "} ${label}: ${tally.passed} passed, ${tally.failed} failed`);
+}
+
+/** A throwaway database on the real server, so runs never see each other's rows. */
+async function withScratchDatabase(serverUrl: string, body: (url: string) => void): Promise<void> {
+	const url = new URL(serverUrl);
+	const proxy = await startWsProxy({ target: { host: url.hostname, port: Number(url.port || 5432) } });
+	neonConfig.webSocketConstructor = createRequire(import.meta.url)("ws");
+	neonConfig.wsProxy = (host, port) => `${proxy.address}/v1?address=${host}:${port}`;
+	neonConfig.useSecureWebSocket = false;
+	neonConfig.pipelineConnect = false;
+	neonConfig.pipelineTLS = false;
+	const admin = new Pool({ connectionString: serverUrl, max: 1 });
+	admin.on("error", () => {});
+	const name = `secureconnect_test_${process.pid}_${Date.now()}`;
+	try {
+		await admin.query(`CREATE DATABASE ${name}`);
+		const scratch = new URL(serverUrl);
+		scratch.pathname = `/${name}`;
+		body(scratch.toString());
+	} finally {
+		await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+		await admin.end();
+		await proxy.close();
+	}
+}
+
+async function main(): Promise<void> {
+	mkdirSync(RESULTS, { recursive: true });
+	check("lint (biome)", bin("biome"), ["check", "."]);
+	check("type-check (node, media node, scripts)", bin("tsc"), ["-p", "tsconfig.json"]);
+	check("type-check (workers)", bin("tsc"), ["-p", "workers/tsconfig.json"]);
+	vitest("vitest: workers in workerd on embedded Postgres + Node tests", []);
+	const realPostgres = process.env.TEST_POSTGRES_URL;
+	if (realPostgres) {
+		await withScratchDatabase(realPostgres, (url) =>
+			vitest("vitest: workers in workerd on real PostgreSQL", ["--project", "workers"], { TEST_DATABASE_URL: url }),
+		);
+	}
+	mediasoupSuite();
+
+	process.stdout.write(`\n=== summary\n${summary.join("\n")}\n\n${total.passed} passed, ${total.failed} failed\n`);
+	process.exit(total.failed === 0 ? 0 : 1);
+}
+
+await main();

@@ -1,0 +1,115 @@
+// Turns raw bindings into a validated configuration. A missing or weak secret
+// is reported by name (never by value) so an operator knows what to fix.
+import { z } from "zod";
+import type { Env } from "../env.ts";
+import { SigningKeySet } from "./signing-keys.ts";
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_DB_TIMEOUT_MS = 5_000;
+export const DEFAULT_CHECK_TIMEOUT_MS = 2_000;
+
+export const ENVIRONMENTS = ["dev", "test", "staging", "production"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** Values that have shipped as defaults somewhere; never accepted as secrets. */
+const KNOWN_WEAK =
+	/^(changeme|change-me|secret|password|default|test|dev|example|minioadmin|supersecret|super-secret)/i;
+const MIN_SECRET_CHARS = 32;
+
+export class ConfigError extends Error {
+	readonly problems: string[];
+	constructor(problems: string[]) {
+		super(`Invalid configuration: ${problems.join("; ")}`);
+		this.name = "ConfigError";
+		this.problems = problems;
+	}
+}
+
+export interface Config {
+	environment: Environment;
+	publicUrl: string | undefined;
+	corsOrigins: string[];
+	maxBodyBytes: number;
+	database: { url: string; wsProxy: string | undefined; timeoutMs: number };
+	mediaNodeUrl: string | undefined;
+	signingKeys: SigningKeySet;
+	passwordPepper: Uint8Array;
+	mediaNodeSecret: string;
+	turnSecret: string | undefined;
+}
+
+function strongSecret(name: string, value: string | undefined, problems: string[]): string {
+	if (!value) {
+		problems.push(`${name} is missing (set it with \`wrangler secret put ${name}\`, or in .dev.vars locally)`);
+		return "";
+	}
+	if (value.length < MIN_SECRET_CHARS || KNOWN_WEAK.test(value) || new Set(value).size < 10) {
+		problems.push(`${name} is too weak (use at least ${MIN_SECRET_CHARS} random characters)`);
+	}
+	return value;
+}
+
+const positiveInt = z.coerce.number().int().positive();
+
+export async function parseConfig(env: Env): Promise<Config> {
+	const problems: string[] = [];
+	const environment = z.enum(ENVIRONMENTS).safeParse(env.ENVIRONMENT ?? "dev");
+	if (!environment.success) problems.push(`ENVIRONMENT must be one of ${ENVIRONMENTS.join(", ")}`);
+
+	const maxBody = positiveInt.safeParse(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
+	if (!maxBody.success) problems.push("MAX_BODY_BYTES must be a positive integer");
+
+	if (!env.DATABASE_URL) problems.push("DATABASE_URL is missing");
+	else if (!/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) problems.push("DATABASE_URL must be a postgres:// URL");
+
+	const pepper = strongSecret("PASSWORD_PEPPER", env.PASSWORD_PEPPER, problems);
+	const mediaNodeSecret = strongSecret("MEDIA_NODE_SECRET", env.MEDIA_NODE_SECRET, problems);
+	const turnSecret = env.TURN_SECRET ? strongSecret("TURN_SECRET", env.TURN_SECRET, problems) : undefined;
+
+	let signingKeys: SigningKeySet | undefined;
+	if (!env.JWT_SIGNING_KEYS) {
+		problems.push("JWT_SIGNING_KEYS is missing (a JSON array of private Ed25519 JWKs with kid)");
+	} else {
+		try {
+			signingKeys = await SigningKeySet.fromSecret(env.JWT_SIGNING_KEYS);
+		} catch (error) {
+			problems.push(`JWT_SIGNING_KEYS is invalid: ${(error as Error).message}`);
+		}
+	}
+
+	if (problems.length > 0 || !environment.success || !maxBody.success || !signingKeys) {
+		throw new ConfigError(problems);
+	}
+	return {
+		environment: environment.data,
+		publicUrl: env.PUBLIC_URL || undefined,
+		corsOrigins: (env.CORS_ORIGINS ?? "")
+			.split(",")
+			.map((o) => o.trim())
+			.filter(Boolean),
+		maxBodyBytes: maxBody.data,
+		database: {
+			url: env.DATABASE_URL as string,
+			wsProxy: env.DB_WS_PROXY || undefined,
+			timeoutMs: DEFAULT_DB_TIMEOUT_MS,
+		},
+		mediaNodeUrl: env.MEDIA_NODE_URL || undefined,
+		signingKeys,
+		passwordPepper: new TextEncoder().encode(pepper),
+		mediaNodeSecret,
+		turnSecret,
+	};
+}
+
+const cache = new WeakMap<Env, Promise<Config>>();
+
+/** Parsed once per isolate and env object; bindings do not change under a running isolate. */
+export function loadConfig(env: Env): Promise<Config> {
+	let config = cache.get(env);
+	if (!config) {
+		config = parseConfig(env);
+		cache.set(env, config);
+		config.catch(() => cache.delete(env));
+	}
+	return config;
+}
