@@ -105,9 +105,11 @@ function main() {
 	const resultsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mediasoup-suite-'));
 	const resultsFile = path.join(resultsDir, 'results.json');
 	// The tests are plain CommonJS: no transform. They live under
-	// node_modules, which jest ignores by default, hence the empty ignore list.
+	// node_modules, which jest skips by default: retainAllFiles keeps them in
+	// its file map and the empty ignore list lets them match.
 	const config = {
 		rootDir: MEDIASOUP_LIB,
+		haste: { retainAllFiles: true },
 		testEnvironment: 'node',
 		testMatch: ['<rootDir>/test/test-*.js'],
 		testPathIgnorePatterns: [],

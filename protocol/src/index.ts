@@ -1,3 +1,5 @@
 // Wire formats shared by the api, the Durable Objects, the media node and the SDK.
+export * from "./accounts.ts";
 export * from "./errors.ts";
+export * from "./ids.ts";
 export * from "./service.ts";

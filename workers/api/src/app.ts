@@ -10,7 +10,13 @@ import { database } from "./middleware/database/index.ts";
 import { notFoundHandler, onError } from "./middleware/error-handler/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { API_TITLE, API_VERSION, createRouter } from "./openapi.ts";
+import { authRoutes } from "./routes/auth/index.ts";
+import { blockRoutes } from "./routes/blocks/index.ts";
+import { devRoutes } from "./routes/dev/index.ts";
+import { deviceRoutes } from "./routes/devices/index.ts";
+import { friendRoutes } from "./routes/friends/index.ts";
 import { jwksRoutes, serviceRoutes } from "./routes/service/index.ts";
+import { userRoutes } from "./routes/users/index.ts";
 
 const OPENAPI_CONFIG = {
 	openapi: "3.1.0",
@@ -71,6 +77,12 @@ export function createApp() {
 
 	app.use("*", config(), database());
 	app.route("/", jwksRoutes);
+	app.route("/", devRoutes);
+	app.route("/", authRoutes);
+	app.route("/", userRoutes);
+	app.route("/", friendRoutes);
+	app.route("/", blockRoutes);
+	app.route("/", deviceRoutes);
 
 	app.notFound(notFoundHandler(() => app.routes));
 	app.onError(onError);

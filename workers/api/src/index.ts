@@ -1,10 +1,22 @@
 import { createApp } from "./app.ts";
 import type { Env } from "./env.ts";
+import { rootLogger } from "./lib/logger.ts";
+import { consumeNotifications, type NotificationJob, sweepOutbox } from "./notifications/consumer.ts";
 
 export { ChatRoom } from "../../chat-room/src/ChatRoom.ts";
+export { RateLimiter } from "./rate-limit/RateLimiter.ts";
 
 const app = createApp();
 
 export default {
 	fetch: app.fetch,
-} satisfies ExportedHandler<Env>;
+	queue: (batch, env) => consumeNotifications(batch, env),
+	scheduled: async (_controller, env, ctx) => {
+		ctx.waitUntil(
+			sweepOutbox(env).then(
+				(count) => count > 0 && rootLogger.info("outbox sweep re-enqueued emails", { count }),
+				(error: unknown) => rootLogger.error("outbox sweep failed", { error }),
+			),
+		);
+	},
+} satisfies ExportedHandler<Env, NotificationJob>;

@@ -1,14 +1,15 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ErrorEnvelope } from "@secureconnect/protocol";
 import { ApiError } from "./lib/api-error.ts";
-import type { AppEnv } from "./types.ts";
+import { requireAuth } from "./middleware/auth/index.ts";
+import type { AppEnv, AuthedEnv } from "./types.ts";
 
 export const API_TITLE = "SecureConnect API";
 export const API_VERSION = "1.0.0";
 
 /** A router whose request validation failures become the standard 400 envelope. */
-export function createRouter(): OpenAPIHono<AppEnv> {
-	return new OpenAPIHono<AppEnv>({
+export function createRouter<E extends AppEnv = AppEnv>(): OpenAPIHono<E> {
+	return new OpenAPIHono<E>({
 		defaultHook: (result) => {
 			if (!result.success) {
 				const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
@@ -35,4 +36,24 @@ export function errorResponses(...statuses: number[]) {
 			},
 		]),
 	);
+}
+
+/** A required JSON request body. */
+export function jsonBody<T>(schema: T) {
+	return { required: true, content: { "application/json": { schema } } } as const;
+}
+
+/** A JSON response. */
+export function jsonResponse<T>(schema: T, description: string) {
+	return { description, content: { "application/json": { schema } } } as const;
+}
+
+export const NO_CONTENT = { 204: { description: "Done" } } as const;
+export const BEARER = [{ bearer: [] }];
+
+/** A router whose every route requires a live session; handlers get `c.var.auth`. */
+export function createAuthedRouter(): OpenAPIHono<AuthedEnv> {
+	const router = createRouter<AuthedEnv>();
+	router.use(requireAuth());
+	return router;
 }

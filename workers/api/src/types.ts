@@ -2,6 +2,7 @@ import type { Config } from "./config/config.ts";
 import type { Database } from "./db/client.ts";
 import type { Env } from "./env.ts";
 import type { Logger } from "./lib/logger.ts";
+import type { Principal } from "./middleware/auth/index.ts";
 
 export interface AppVariables {
 	requestId: string;
@@ -14,4 +15,8 @@ export interface AppVariables {
 export interface AppEnv {
 	Bindings: Env;
 	Variables: AppVariables;
+}
+
+export interface AuthedEnv extends AppEnv {
+	Variables: AppVariables & { auth: Principal };
 }

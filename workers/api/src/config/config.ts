@@ -1,12 +1,16 @@
 // Turns raw bindings into a validated configuration. A missing or weak secret
 // is reported by name (never by value) so an operator knows what to fix.
 import { z } from "zod";
+import { DEFAULT_ISSUER } from "../auth/access-token.ts";
 import type { Env } from "../env.ts";
+import { type RatePolicies, ratePolicies } from "../rate-limit/policies.ts";
 import { SigningKeySet } from "./signing-keys.ts";
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_DB_TIMEOUT_MS = 5_000;
 export const DEFAULT_CHECK_TIMEOUT_MS = 2_000;
+export const DEFAULT_SESSION_IDLE_DAYS = 30;
+export const DEFAULT_REFRESH_REUSE_GRACE_SECONDS = 0;
 
 export const ENVIRONMENTS = ["dev", "test", "staging", "production"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -28,6 +32,8 @@ export class ConfigError extends Error {
 export interface Config {
 	environment: Environment;
 	publicUrl: string | undefined;
+	/** `iss` of every token the api signs. */
+	issuer: string;
 	corsOrigins: string[];
 	maxBodyBytes: number;
 	database: { url: string; wsProxy: string | undefined; timeoutMs: number };
@@ -36,6 +42,8 @@ export interface Config {
 	passwordPepper: Uint8Array;
 	mediaNodeSecret: string;
 	turnSecret: string | undefined;
+	sessions: { refreshIdleSeconds: number; refreshReuseGraceSeconds: number };
+	rateLimits: RatePolicies;
 }
 
 function strongSecret(name: string, value: string | undefined, problems: string[]): string {
@@ -66,6 +74,22 @@ export async function parseConfig(env: Env): Promise<Config> {
 	const mediaNodeSecret = strongSecret("MEDIA_NODE_SECRET", env.MEDIA_NODE_SECRET, problems);
 	const turnSecret = env.TURN_SECRET ? strongSecret("TURN_SECRET", env.TURN_SECRET, problems) : undefined;
 
+	const idleDays = positiveInt.safeParse(env.SESSION_IDLE_DAYS ?? DEFAULT_SESSION_IDLE_DAYS);
+	if (!idleDays.success) problems.push("SESSION_IDLE_DAYS must be a positive integer");
+	const grace = z.coerce
+		.number()
+		.int()
+		.min(0)
+		.max(60)
+		.safeParse(env.REFRESH_REUSE_GRACE_SECONDS ?? DEFAULT_REFRESH_REUSE_GRACE_SECONDS);
+	if (!grace.success) problems.push("REFRESH_REUSE_GRACE_SECONDS must be an integer from 0 to 60");
+	let rateLimits: RatePolicies | undefined;
+	try {
+		rateLimits = ratePolicies(env.RATE_LIMITS);
+	} catch (error) {
+		problems.push(`RATE_LIMITS is invalid: ${(error as Error).message}`);
+	}
+
 	let signingKeys: SigningKeySet | undefined;
 	if (!env.JWT_SIGNING_KEYS) {
 		problems.push("JWT_SIGNING_KEYS is missing (a JSON array of private Ed25519 JWKs with kid)");
@@ -77,12 +101,21 @@ export async function parseConfig(env: Env): Promise<Config> {
 		}
 	}
 
-	if (problems.length > 0 || !environment.success || !maxBody.success || !signingKeys) {
+	if (
+		problems.length > 0 ||
+		!environment.success ||
+		!maxBody.success ||
+		!signingKeys ||
+		!idleDays.success ||
+		!grace.success ||
+		!rateLimits
+	) {
 		throw new ConfigError(problems);
 	}
 	return {
 		environment: environment.data,
 		publicUrl: env.PUBLIC_URL || undefined,
+		issuer: env.PUBLIC_URL || DEFAULT_ISSUER,
 		corsOrigins: (env.CORS_ORIGINS ?? "")
 			.split(",")
 			.map((o) => o.trim())
@@ -98,6 +131,8 @@ export async function parseConfig(env: Env): Promise<Config> {
 		passwordPepper: new TextEncoder().encode(pepper),
 		mediaNodeSecret,
 		turnSecret,
+		sessions: { refreshIdleSeconds: idleDays.data * 86_400, refreshReuseGraceSeconds: grace.data },
+		rateLimits,
 	};
 }
 

@@ -1,0 +1,86 @@
+// The notifications queue consumer. Jobs are idempotent: a redelivered job whose
+// work is already done is acknowledged without doing it again.
+import { and, eq, isNull, lt, sql } from "drizzle-orm";
+import { loadConfig } from "../config/config.ts";
+import { openDatabase } from "../db/client.ts";
+import { outboundEmails } from "../db/schema.ts";
+import type { EmailJob } from "../email/outbox.ts";
+import type { Env } from "../env.ts";
+import { rootLogger } from "../lib/logger.ts";
+
+export type NotificationJob = EmailJob;
+
+/** Emails still unsent after this long are enqueued again by the scheduled sweep. */
+export const OUTBOX_SWEEP_AFTER_MS = 2 * 60_000;
+export const MAX_EMAIL_ATTEMPTS = 6;
+
+export async function consumeNotifications(batch: MessageBatch<NotificationJob>, env: Env): Promise<void> {
+	const config = await loadConfig(env);
+	const handle = openDatabase({ ...config.database, onError: () => {} });
+	try {
+		for (const message of batch.messages) {
+			const log = rootLogger.child({
+				requestId: message.body.requestId,
+				job: message.body.kind,
+				messageId: message.id,
+			});
+			try {
+				const [email] = await handle.db
+					.select()
+					.from(outboundEmails)
+					.where(eq(outboundEmails.id, message.body.emailId));
+				if (!email || email.sentAt) {
+					message.ack();
+					continue;
+				}
+				await handle.db
+					.update(outboundEmails)
+					.set({ attempts: sql`${outboundEmails.attempts} + 1` })
+					.where(eq(outboundEmails.id, email.id));
+				if (config.environment === "dev" || config.environment === "test") {
+					// Development delivers into the dev mailbox (GET /dev/mailbox).
+					await handle.db.update(outboundEmails).set({ sentAt: new Date() }).where(eq(outboundEmails.id, email.id));
+					log.info("email delivered to dev mailbox", { emailId: email.id, template: email.template });
+					message.ack();
+					continue;
+				}
+				throw new Error("no email provider is configured");
+			} catch (error) {
+				log.warn("notification job failed; will retry", { error, attempts: message.attempts });
+				message.retry({ delaySeconds: Math.min(300, 2 ** message.attempts * 5) });
+			}
+		}
+	} finally {
+		await handle.close();
+	}
+}
+
+/** Re-enqueues outbox rows whose queue message was lost. */
+export async function sweepOutbox(env: Env): Promise<number> {
+	const config = await loadConfig(env);
+	const handle = openDatabase({ ...config.database, onError: () => {} });
+	try {
+		const stale = await handle.db
+			.select({ id: outboundEmails.id, requestId: outboundEmails.requestId })
+			.from(outboundEmails)
+			.where(
+				and(
+					isNull(outboundEmails.sentAt),
+					eq(outboundEmails.failed, false),
+					lt(outboundEmails.createdAt, new Date(Date.now() - OUTBOX_SWEEP_AFTER_MS)),
+					lt(outboundEmails.attempts, MAX_EMAIL_ATTEMPTS),
+				),
+			)
+			.limit(100);
+		if (stale.length > 0) {
+			await env.NOTIFICATIONS.sendBatch(
+				stale.map((e) => ({
+					body: { kind: "email", emailId: e.id, requestId: e.requestId ?? "sweep" } satisfies EmailJob,
+				})),
+			);
+		}
+		return stale.length;
+	} finally {
+		await handle.close();
+	}
+}

@@ -1,0 +1,94 @@
+import { createRoute } from "@hono/zod-openapi";
+import { CreateDeviceRequest, Device, type DeviceId, DeviceList } from "@secureconnect/protocol";
+import { and, asc, eq } from "drizzle-orm";
+import { z } from "zod";
+import { devices } from "../../db/schema.ts";
+import { ApiError } from "../../lib/api-error.ts";
+import { fromBase64 } from "../../lib/crypto.ts";
+import { newId } from "../../lib/ids.ts";
+import { BEARER, createAuthedRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
+
+const tags = ["Devices and keys"];
+export const MAX_DEVICES_PER_USER = 20;
+
+const create = createRoute({
+	method: "post",
+	path: "/v1/devices",
+	tags,
+	summary: "Register a device and bind its Ed25519 credential to the user",
+	security: BEARER,
+	request: { body: jsonBody(CreateDeviceRequest) },
+	responses: { 201: jsonResponse(z.object({ device: Device }), "Registered"), ...errorResponses(400, 401, 409) },
+});
+const list = createRoute({
+	method: "get",
+	path: "/v1/devices",
+	tags,
+	summary: "Own devices",
+	security: BEARER,
+	responses: { 200: jsonResponse(DeviceList, "Devices"), ...errorResponses(401) },
+});
+const remove = createRoute({
+	method: "delete",
+	path: "/v1/devices/{id}",
+	tags,
+	summary: "Remove a device",
+	security: BEARER,
+	request: { params: z.object({ id: z.string().max(64) }) },
+	responses: { ...NO_CONTENT, ...errorResponses(401, 404) },
+});
+
+const toDevice = (d: typeof devices.$inferSelect) => ({
+	id: d.id as DeviceId,
+	name: d.name,
+	credential: d.credential,
+	createdAt: d.createdAt.toISOString(),
+	lastSeenAt: d.lastSeenAt.toISOString(),
+});
+
+/** The credential must be a usable Ed25519 public key, not just 32 bytes. */
+async function assertEd25519PublicKey(credential: string): Promise<void> {
+	try {
+		await crypto.subtle.importKey("raw", fromBase64(credential), { name: "Ed25519" }, true, ["verify"]);
+	} catch {
+		throw new ApiError(400, "VALIDATION_FAILED", "credential is not a valid Ed25519 public key.");
+	}
+}
+
+export const deviceRoutes = createAuthedRouter()
+	.openapi(create, async (c) => {
+		const body = c.req.valid("json");
+		await assertEd25519PublicKey(body.credential);
+		const owned = await c.var.db.select({ id: devices.id }).from(devices).where(eq(devices.userId, c.var.auth.userId));
+		if (owned.length >= MAX_DEVICES_PER_USER) {
+			throw new ApiError(409, "CONFLICT", `A user may register at most ${MAX_DEVICES_PER_USER} devices.`);
+		}
+		const [row] = await c.var.db
+			.insert(devices)
+			.values({
+				id: newId<DeviceId>("device"),
+				userId: c.var.auth.userId,
+				name: body.name,
+				credential: body.credential,
+			})
+			.onConflictDoNothing()
+			.returning();
+		if (!row) throw new ApiError(409, "CONFLICT", "This credential is already registered to a device.");
+		return c.json({ device: toDevice(row) }, 201);
+	})
+	.openapi(list, async (c) => {
+		const rows = await c.var.db
+			.select()
+			.from(devices)
+			.where(eq(devices.userId, c.var.auth.userId))
+			.orderBy(asc(devices.createdAt));
+		return c.json({ devices: rows.map(toDevice) }, 200);
+	})
+	.openapi(remove, async (c) => {
+		const [row] = await c.var.db
+			.delete(devices)
+			.where(and(eq(devices.id, c.req.valid("param").id), eq(devices.userId, c.var.auth.userId)))
+			.returning();
+		if (!row) throw new ApiError(404, "NOT_FOUND", "No such device.");
+		return c.body(null, 204);
+	});

@@ -1,0 +1,102 @@
+import { createRoute } from "@hono/zod-openapi";
+import { Handle, PublicUser, UpdateMeRequest, User } from "@secureconnect/protocol";
+import { eq, sql } from "drizzle-orm";
+import { z } from "zod";
+import { toPublicUser, toUser, uniqueViolation, visibleUser } from "../../accounts/users.ts";
+import { users } from "../../db/schema.ts";
+import { ApiError } from "../../lib/api-error.ts";
+import { BEARER, createAuthedRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
+
+const tags = ["Users"];
+const me = z.object({ user: User });
+
+const getMe = createRoute({
+	method: "get",
+	path: "/v1/users/me",
+	tags,
+	summary: "Own profile",
+	security: BEARER,
+	responses: { 200: jsonResponse(me, "Profile"), ...errorResponses(401) },
+});
+const patchMe = createRoute({
+	method: "patch",
+	path: "/v1/users/me",
+	tags,
+	summary: "Change display name or handle",
+	security: BEARER,
+	request: { body: jsonBody(UpdateMeRequest) },
+	responses: { 200: jsonResponse(me, "Updated profile"), ...errorResponses(400, 401, 409) },
+});
+const deleteMe = createRoute({
+	method: "delete",
+	path: "/v1/users/me",
+	tags,
+	summary: "Erase the account and its data; every session ends",
+	security: BEARER,
+	responses: { ...NO_CONTENT, ...errorResponses(401) },
+});
+const lookup = createRoute({
+	method: "get",
+	path: "/v1/users",
+	tags,
+	summary: "Exact handle lookup (case-insensitive)",
+	security: BEARER,
+	request: { query: z.object({ handle: Handle }) },
+	responses: {
+		200: jsonResponse(z.object({ users: z.array(PublicUser) }), "Matches (zero or one)"),
+		...errorResponses(400, 401),
+	},
+});
+const getOne = createRoute({
+	method: "get",
+	path: "/v1/users/{id}",
+	tags,
+	summary: "Public profile",
+	security: BEARER,
+	request: { params: z.object({ id: z.string().max(64) }) },
+	responses: { 200: jsonResponse(z.object({ user: PublicUser }), "Public profile"), ...errorResponses(401, 404) },
+});
+
+export const userRoutes = createAuthedRouter()
+	.openapi(getMe, async (c) => {
+		const row = await visibleUser(c.var.db, c.var.auth.userId, c.var.auth.userId);
+		return c.json({ user: toUser(row) }, 200);
+	})
+	.openapi(patchMe, async (c) => {
+		const body = c.req.valid("json");
+		try {
+			const [row] = await c.var.db
+				.update(users)
+				.set({ ...body, updatedAt: new Date() })
+				.where(eq(users.id, c.var.auth.userId))
+				.returning();
+			if (!row) throw new ApiError(404, "NOT_FOUND", "No such user.");
+			return c.json({ user: toUser(row) }, 200);
+		} catch (error) {
+			throw uniqueViolation(error) ?? error;
+		}
+	})
+	.openapi(deleteMe, async (c) => {
+		// Sessions, devices, tokens, friendships, blocks and emails go with the row (ON DELETE CASCADE).
+		await c.var.db.delete(users).where(eq(users.id, c.var.auth.userId));
+		c.var.log.info("account deleted");
+		return c.body(null, 204);
+	})
+	.openapi(lookup, async (c) => {
+		const { handle } = c.req.valid("query");
+		const [row] = await c.var.db
+			.select()
+			.from(users)
+			.where(eq(sql`lower(${users.handle})`, handle.toLowerCase()));
+		if (!row) return c.json({ users: [] }, 200);
+		try {
+			const visible = await visibleUser(c.var.db, c.var.auth.userId, row.id);
+			return c.json({ users: [toPublicUser(visible)] }, 200);
+		} catch {
+			return c.json({ users: [] }, 200);
+		}
+	})
+	.openapi(getOne, async (c) => {
+		const row = await visibleUser(c.var.db, c.var.auth.userId, c.req.valid("param").id);
+		return c.json({ user: toPublicUser(row) }, 200);
+	});
