@@ -17,34 +17,34 @@
 // Idempotent; a no-op run takes well under a second once the worker is cached.
 // Node >= 20, builtins only. Set SECURECONNECT_FORCE_NPM_CI=1 to reinstall.
 
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import process from 'node:process';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 
-import { ensureWorker } from './ensure-worker.mjs';
+import { ensureWorker } from "./ensure-worker.mjs";
 
 const MEDIA_NODE_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const NODE_MODULES = path.join(MEDIA_NODE_DIR, 'node_modules');
-const PACKAGE_JSON = path.join(MEDIA_NODE_DIR, 'package.json');
-const LOCKFILE = path.join(MEDIA_NODE_DIR, 'package-lock.json');
-const STAMP = path.join(NODE_MODULES, '.secureconnect-install-stamp');
-const MEDIASOUP_DIR = path.join(NODE_MODULES, 'mediasoup');
-const RUNTIME_WORKER_BIN = path.join(MEDIASOUP_DIR, 'worker', 'out', 'Release', 'mediasoup-worker');
+const NODE_MODULES = path.join(MEDIA_NODE_DIR, "node_modules");
+const PACKAGE_JSON = path.join(MEDIA_NODE_DIR, "package.json");
+const LOCKFILE = path.join(MEDIA_NODE_DIR, "package-lock.json");
+const STAMP = path.join(NODE_MODULES, ".secureconnect-install-stamp");
+const MEDIASOUP_DIR = path.join(NODE_MODULES, "mediasoup");
+const RUNTIME_WORKER_BIN = path.join(MEDIASOUP_DIR, "worker", "out", "Release", "mediasoup-worker");
 
 function log(message) {
 	process.stderr.write(`[media-node install] ${message}\n`);
 }
 
 function sha256(file) {
-	return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+	return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 
 function readJson(file) {
 	try {
-		return JSON.parse(fs.readFileSync(file, 'utf8'));
+		return JSON.parse(fs.readFileSync(file, "utf8"));
 	} catch {
 		return null;
 	}
@@ -65,7 +65,7 @@ function nodeModulesUpToDate(expected) {
 		expected.lockfile !== null &&
 		stamp.packageJson === expected.packageJson &&
 		stamp.lockfile === expected.lockfile &&
-		fs.existsSync(path.join(MEDIASOUP_DIR, 'package.json'))
+		fs.existsSync(path.join(MEDIASOUP_DIR, "package.json"))
 	);
 }
 
@@ -77,28 +77,28 @@ function npmCommand() {
 		return [process.execPath, [execPath]];
 	}
 
-	return ['npm', []];
+	return ["npm", []];
 }
 
 function npmInstall(workerBin) {
 	const useCi = fs.existsSync(LOCKFILE);
 	const [cmd, prefixArgs] = npmCommand();
-	const args = [...prefixArgs, useCi ? 'ci' : 'install', '--no-audit', '--no-fund'];
+	const args = [...prefixArgs, useCi ? "ci" : "install", "--no-audit", "--no-fund"];
 	const env = { ...process.env, MEDIASOUP_WORKER_BIN: workerBin };
 
 	// When run from the root package's postinstall, npm exports settings of
 	// that outer install to the environment; the location-related ones belong
 	// to the root install, not to this nested one in media-node/.
-	for (const key of ['npm_config_local_prefix', 'npm_config_prefix', 'npm_config_global']) {
+	for (const key of ["npm_config_local_prefix", "npm_config_prefix", "npm_config_global"]) {
 		delete env[key];
 	}
 
-	log(`$ npm ${args.slice(prefixArgs.length).join(' ')}   (in media-node/, MEDIASOUP_WORKER_BIN=${workerBin})`);
+	log(`$ npm ${args.slice(prefixArgs.length).join(" ")}   (in media-node/, MEDIASOUP_WORKER_BIN=${workerBin})`);
 
-	const res = spawnSync(cmd, args, { cwd: MEDIA_NODE_DIR, env, stdio: 'inherit' });
+	const res = spawnSync(cmd, args, { cwd: MEDIA_NODE_DIR, env, stdio: "inherit" });
 
 	if (res.error || res.status !== 0) {
-		throw new Error(`npm ${useCi ? 'ci' : 'install'} failed in ${MEDIA_NODE_DIR}`);
+		throw new Error(`npm ${useCi ? "ci" : "install"} failed in ${MEDIA_NODE_DIR}`);
 	}
 }
 
@@ -138,12 +138,12 @@ async function main() {
 	const expected = expectedStamp();
 
 	if (!process.env.SECURECONNECT_FORCE_NPM_CI && nodeModulesUpToDate(expected)) {
-		log('node_modules matches package-lock.json; skipping npm ci');
+		log("node_modules matches package-lock.json; skipping npm ci");
 	} else {
 		npmInstall(workerBin);
 
 		if (!fs.existsSync(LOCKFILE)) {
-			throw new Error('npm install did not produce package-lock.json');
+			throw new Error("npm install did not produce package-lock.json");
 		}
 
 		// Hash again: `npm install` may have just written the lockfile.

@@ -12,21 +12,21 @@
 // Needs `node media-node/scripts/install.mjs` first (jest, pick-port and
 // werift-sctp are media-node devDependencies). Node >= 20, builtins only.
 
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import process from 'node:process';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 const MEDIA_NODE_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const NODE_MODULES = path.join(MEDIA_NODE_DIR, 'node_modules');
-const MEDIASOUP_DIR = path.join(NODE_MODULES, 'mediasoup');
-const MEDIASOUP_LIB = path.join(MEDIASOUP_DIR, 'node', 'lib');
-const TEST_DATA_DIR = path.join(MEDIASOUP_LIB, 'test', 'data');
-const RUNTIME_WORKER_BIN = path.join(MEDIASOUP_DIR, 'worker', 'out', 'Release', 'mediasoup-worker');
-const JEST_BIN = path.join(NODE_MODULES, 'jest', 'bin', 'jest.js');
-const CERT_VALIDITY_DAYS = '3650';
+const NODE_MODULES = path.join(MEDIA_NODE_DIR, "node_modules");
+const MEDIASOUP_DIR = path.join(NODE_MODULES, "mediasoup");
+const MEDIASOUP_LIB = path.join(MEDIASOUP_DIR, "node", "lib");
+const TEST_DATA_DIR = path.join(MEDIASOUP_LIB, "test", "data");
+const RUNTIME_WORKER_BIN = path.join(MEDIASOUP_DIR, "worker", "out", "Release", "mediasoup-worker");
+const JEST_BIN = path.join(NODE_MODULES, "jest", "bin", "jest.js");
+const CERT_VALIDITY_DAYS = "3650";
 
 function log(message) {
 	process.stderr.write(`[test-mediasoup] ${message}\n`);
@@ -34,7 +34,7 @@ function log(message) {
 
 function fail(message) {
 	log(`ERROR: ${message}`);
-	console.log('mediasoup suite: 0 passed, 0 failed');
+	console.log("mediasoup suite: 0 passed, 1 failed");
 	process.exit(1);
 }
 
@@ -42,8 +42,8 @@ function fail(message) {
 // pointing at test/data/, which the npm package does not ship. A throwaway
 // self-signed pair is generated there (inside node_modules, never tracked).
 function ensureDtlsFiles() {
-	const cert = path.join(TEST_DATA_DIR, 'dtls-cert.pem');
-	const key = path.join(TEST_DATA_DIR, 'dtls-key.pem');
+	const cert = path.join(TEST_DATA_DIR, "dtls-cert.pem");
+	const key = path.join(TEST_DATA_DIR, "dtls-key.pem");
 
 	if (fs.existsSync(cert) && fs.existsSync(key)) {
 		return;
@@ -52,25 +52,25 @@ function ensureDtlsFiles() {
 	fs.mkdirSync(TEST_DATA_DIR, { recursive: true });
 
 	const res = spawnSync(
-		'openssl',
+		"openssl",
 		[
-			'req',
-			'-x509',
-			'-newkey',
-			'ec',
-			'-pkeyopt',
-			'ec_paramgen_curve:prime256v1',
-			'-nodes',
-			'-keyout',
+			"req",
+			"-x509",
+			"-newkey",
+			"ec",
+			"-pkeyopt",
+			"ec_paramgen_curve:prime256v1",
+			"-nodes",
+			"-keyout",
 			key,
-			'-out',
+			"-out",
 			cert,
-			'-days',
+			"-days",
 			CERT_VALIDITY_DAYS,
-			'-subj',
-			'/CN=mediasoup-test',
+			"-subj",
+			"/CN=mediasoup-test",
 		],
-		{ stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }
+		{ stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" },
 	);
 
 	if (res.error || res.status !== 0) {
@@ -96,48 +96,53 @@ function workerEnv() {
 
 function main() {
 	if (!fs.existsSync(MEDIASOUP_LIB) || !fs.existsSync(JEST_BIN)) {
-		fail('media-node dependencies are not installed; run node media-node/scripts/install.mjs');
+		fail("media-node dependencies are not installed; run node media-node/scripts/install.mjs");
 	}
 
 	ensureDtlsFiles();
 
 	const env = workerEnv();
-	const resultsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mediasoup-suite-'));
-	const resultsFile = path.join(resultsDir, 'results.json');
+	const resultsDir = fs.mkdtempSync(path.join(os.tmpdir(), "mediasoup-suite-"));
+	const resultsFile = path.join(resultsDir, "results.json");
 	// The tests are plain CommonJS: no transform. They live under
 	// node_modules, which jest skips by default: retainAllFiles keeps them in
 	// its file map and the empty ignore list lets them match.
 	const config = {
 		rootDir: MEDIASOUP_LIB,
 		haste: { retainAllFiles: true },
-		testEnvironment: 'node',
-		testMatch: ['<rootDir>/test/test-*.js'],
+		testEnvironment: "node",
+		testMatch: ["<rootDir>/test/test-*.js"],
 		testPathIgnorePatterns: [],
 		transform: {},
 	};
 	const args = [
 		JEST_BIN,
-		'--config',
+		"--config",
 		JSON.stringify(config),
-		'--json',
-		'--outputFile',
+		"--json",
+		"--outputFile",
 		resultsFile,
 		...process.argv.slice(2),
 	];
 
 	log(`running jest on ${path.relative(MEDIA_NODE_DIR, MEDIASOUP_LIB)}/test`);
 
-	const res = spawnSync(process.execPath, args, { cwd: MEDIA_NODE_DIR, env, stdio: 'inherit' });
+	const res = spawnSync(process.execPath, args, { cwd: MEDIA_NODE_DIR, env, stdio: "inherit" });
 
 	let passed = 0;
 	let failed = 0;
 
 	try {
-		const results = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
+		const results = JSON.parse(fs.readFileSync(resultsFile, "utf8"));
 
 		passed = results.numPassedTests;
 		// Suites that crash before running any test count as failures too.
 		failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
+
+		if (results.numTotalTests === 0) {
+			log("jest found no tests");
+			failed = Math.max(failed, 1);
+		}
 	} catch (error) {
 		log(`could not read jest results: ${error.message}`);
 		failed = Math.max(failed, 1);

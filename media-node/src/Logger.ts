@@ -2,7 +2,7 @@
 // `level`, `time` and `msg`, plus any bound fields (e.g. `requestId`) and
 // per-call fields.
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -17,7 +17,7 @@ export type LoggerOptions = {
 	bindings?: LogFields;
 };
 
-const DEFAULT_LEVEL: LogLevel = 'info';
+const DEFAULT_LEVEL: LogLevel = "info";
 
 const LEVEL_RANK: Record<LogLevel, number> = {
 	debug: 10,
@@ -26,7 +26,7 @@ const LEVEL_RANK: Record<LogLevel, number> = {
 	error: 40,
 };
 
-const RESERVED_KEYS = new Set(['level', 'time', 'msg']);
+const RESERVED_KEYS = new Set(["level", "time", "msg"]);
 
 const stdoutSink: LogSink = (line) => {
 	process.stdout.write(line);
@@ -37,16 +37,16 @@ function serializeValue(_key: string, value: unknown): unknown {
 		const out: Record<string, unknown> = { name: value.name, message: value.message };
 
 		if (value.stack !== undefined) {
-			out['stack'] = value.stack;
+			out.stack = value.stack;
 		}
 		if (value.cause !== undefined) {
-			out['cause'] = value.cause;
+			out.cause = value.cause;
 		}
 
 		return out;
 	}
 
-	if (typeof value === 'bigint') {
+	if (typeof value === "bigint") {
 		return value.toString();
 	}
 
@@ -82,19 +82,19 @@ export class Logger {
 	}
 
 	debug(msg: string, fields?: LogFields): void {
-		this.#write('debug', msg, fields);
+		this.#write("debug", msg, fields);
 	}
 
 	info(msg: string, fields?: LogFields): void {
-		this.#write('info', msg, fields);
+		this.#write("info", msg, fields);
 	}
 
 	warn(msg: string, fields?: LogFields): void {
-		this.#write('warn', msg, fields);
+		this.#write("warn", msg, fields);
 	}
 
 	error(msg: string, fields?: LogFields): void {
-		this.#write('error', msg, fields);
+		this.#write("error", msg, fields);
 	}
 
 	#write(level: LogLevel, msg: string, fields: LogFields | undefined): void {
@@ -118,7 +118,7 @@ export class Logger {
 			// e.g. a circular structure in a field: keep the line, drop the fields.
 			line = JSON.stringify({
 				level,
-				time: record['time'],
+				time: record.time,
 				msg,
 				logError: error instanceof Error ? error.message : String(error),
 			});

@@ -7,17 +7,17 @@
 //   closes them and emits their `workerclose` event, which is where room code
 //   will learn that its participants must reconnect.
 
-import * as mediasoup from 'mediasoup';
-import type { types } from 'mediasoup';
+import type { types } from "mediasoup";
+import * as mediasoup from "mediasoup";
 
-import type { Logger } from './Logger.ts';
+import type { Logger } from "./Logger.ts";
 
 export const DEFAULT_RESTART_DELAY_MS = 1_000;
 export const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker that lived this long resets its slot's back-off. */
 export const STABLE_UPTIME_MS = 60_000;
 export const WORKER_CLOSE_TIMEOUT_MS = 5_000;
-export const DEFAULT_WORKER_LOG_LEVEL: types.WorkerLogLevel = 'warn';
+export const DEFAULT_WORKER_LOG_LEVEL: types.WorkerLogLevel = "warn";
 
 export type WorkerPoolOptions = {
 	size: number;
@@ -40,8 +40,8 @@ export type WorkerSlotStats = {
 
 export class NoLiveWorkerError extends Error {
 	constructor() {
-		super('no live mediasoup worker');
-		this.name = 'NoLiveWorkerError';
+		super("no live mediasoup worker");
+		this.name = "NoLiveWorkerError";
 	}
 }
 
@@ -57,8 +57,8 @@ type WorkerSlot = {
 };
 
 export class WorkerPool {
-	#options: Required<Omit<WorkerPoolOptions, 'workerBin' | 'workerLogTags'>> &
-		Pick<WorkerPoolOptions, 'workerBin' | 'workerLogTags'>;
+	#options: Required<Omit<WorkerPoolOptions, "workerBin" | "workerLogTags">> &
+		Pick<WorkerPoolOptions, "workerBin" | "workerLogTags">;
 	#logger: Logger;
 	#slots: WorkerSlot[];
 	#closed = false;
@@ -77,7 +77,7 @@ export class WorkerPool {
 			throw error;
 		}
 
-		pool.#logger.info('mediasoup workers started', {
+		pool.#logger.info("mediasoup workers started", {
 			workers: pool.#slots.length,
 			pids: pool.#slots.map((slot) => slot.worker?.pid ?? null),
 			mediasoupVersion: mediasoup.version,
@@ -95,7 +95,7 @@ export class WorkerPool {
 			workerBin: options.workerBin,
 			restartDelayMs: options.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS,
 		};
-		this.#logger = options.logger.child({ component: 'WorkerPool' });
+		this.#logger = options.logger.child({ component: "WorkerPool" });
 		this.#slots = Array.from({ length: options.size }, (_, index) => ({
 			index,
 			worker: undefined,
@@ -132,10 +132,10 @@ export class WorkerPool {
 
 	/** Creates a router on the least-loaded live worker. */
 	async createRouter<RouterAppData extends types.AppData = types.AppData>(
-		options: types.RouterOptions<RouterAppData>
+		options: types.RouterOptions<RouterAppData>,
 	): Promise<types.Router<RouterAppData>> {
 		if (this.#closed) {
-			throw new Error('WorkerPool is closed');
+			throw new Error("WorkerPool is closed");
 		}
 
 		const slot = this.#leastLoadedSlot();
@@ -175,7 +175,7 @@ export class WorkerPool {
 		}
 
 		await Promise.all(exits);
-		this.#logger.info('mediasoup workers closed');
+		this.#logger.info("mediasoup workers closed");
 	}
 
 	static #isAlive(slot: WorkerSlot): boolean {
@@ -186,7 +186,7 @@ export class WorkerPool {
 		return new Promise((resolve) => {
 			const timer = setTimeout(resolve, WORKER_CLOSE_TIMEOUT_MS);
 
-			worker.once('subprocessclose', () => {
+			worker.once("subprocessclose", () => {
 				clearTimeout(timer);
 				resolve();
 			});
@@ -234,13 +234,13 @@ export class WorkerPool {
 		slot.startedAt = Date.now();
 		slot.routers = 0;
 
-		worker.on('died', (error) => this.#onWorkerDied(slot, worker, error));
-		worker.observer.on('newrouter', (router) => {
+		worker.on("died", (error) => this.#onWorkerDied(slot, worker, error));
+		worker.observer.on("newrouter", (router) => {
 			if (slot.worker !== worker) {
 				return;
 			}
 			slot.routers++;
-			router.observer.once('close', () => {
+			router.observer.once("close", () => {
 				if (slot.worker === worker) {
 					slot.routers--;
 				}
@@ -263,7 +263,7 @@ export class WorkerPool {
 			slot.consecutiveFailures = 0;
 		}
 
-		this.#logger.error('mediasoup worker died', {
+		this.#logger.error("mediasoup worker died", {
 			slot: slot.index,
 			pid: worker.pid,
 			uptimeMs,
@@ -282,18 +282,18 @@ export class WorkerPool {
 
 		const delayMs = Math.min(
 			this.#options.restartDelayMs * 2 ** Math.min(slot.consecutiveFailures, 10),
-			MAX_RESTART_DELAY_MS
+			MAX_RESTART_DELAY_MS,
 		);
 
 		slot.consecutiveFailures++;
-		this.#logger.info('restarting mediasoup worker', { slot: slot.index, delayMs });
+		this.#logger.info("restarting mediasoup worker", { slot: slot.index, delayMs });
 
 		slot.restartTimer = setTimeout(() => {
 			slot.restartTimer = undefined;
 			this.#startWorker(slot).then(
 				() => {
 					if (slot.worker) {
-						this.#logger.info('mediasoup worker restarted', {
+						this.#logger.info("mediasoup worker restarted", {
 							slot: slot.index,
 							pid: slot.worker.pid,
 							liveWorkers: this.liveWorkerCount,
@@ -301,9 +301,9 @@ export class WorkerPool {
 					}
 				},
 				(error: unknown) => {
-					this.#logger.error('mediasoup worker restart failed', { slot: slot.index, error });
+					this.#logger.error("mediasoup worker restart failed", { slot: slot.index, error });
 					this.#scheduleRestart(slot);
-				}
+				},
 			);
 		}, delayMs);
 		// The HTTP server keeps the process alive; a pending restart alone must not.

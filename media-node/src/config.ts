@@ -10,24 +10,23 @@
 //   MEDIA_RTC_MAX_PORT     last RTC port                    (49999)
 //   LOG_LEVEL              debug | info | warn | error      (info)
 
-import os from 'node:os';
+import os from "node:os";
 
-import { z } from 'zod';
+import { z } from "zod";
+import type { LogLevel } from "./Logger.ts";
+import { LOG_LEVELS } from "./Logger.ts";
 
-import { LOG_LEVELS } from './Logger.ts';
-import type { LogLevel } from './Logger.ts';
-
-export const DEFAULT_HTTP_HOST = '127.0.0.1';
+export const DEFAULT_HTTP_HOST = "127.0.0.1";
 export const DEFAULT_HTTP_PORT = 8790;
 export const MAX_DEFAULT_WORKERS = 4;
 export const MAX_WORKERS = 64;
-export const DEFAULT_RTC_LISTEN_IP = '127.0.0.1';
-export const DEFAULT_ANNOUNCED_IP = '127.0.0.1';
+export const DEFAULT_RTC_LISTEN_IP = "127.0.0.1";
+export const DEFAULT_ANNOUNCED_IP = "127.0.0.1";
 export const DEFAULT_RTC_MIN_PORT = 40000;
 export const DEFAULT_RTC_MAX_PORT = 49999;
 export const MIN_UNPRIVILEGED_PORT = 1024;
 export const MAX_PORT = 65535;
-export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+export const DEFAULT_LOG_LEVEL: LogLevel = "info";
 
 export type MediaNodeConfig = {
 	http: { host: string; port: number };
@@ -47,17 +46,15 @@ export class ConfigError extends Error {
 	readonly issues: ConfigIssue[];
 
 	constructor(issues: ConfigIssue[]) {
-		super(
-			`Invalid media-node configuration:\n${issues.map((i) => `  - ${i.variable}: ${i.message}`).join('\n')}`
-		);
-		this.name = 'ConfigError';
+		super(`Invalid media-node configuration:\n${issues.map((i) => `  - ${i.variable}: ${i.message}`).join("\n")}`);
+		this.name = "ConfigError";
 		this.issues = issues;
 	}
 }
 
 // Unset and empty variables both mean "use the default".
 const unsetIfEmpty = (value: unknown): unknown =>
-	typeof value === 'string' && value.trim() === '' ? undefined : value;
+	typeof value === "string" && value.trim() === "" ? undefined : value;
 
 function integer(min: number, max: number, fallback: number) {
 	return z.preprocess(
@@ -72,18 +69,19 @@ function integer(min: number, max: number, fallback: number) {
 					.number()
 					.int()
 					.min(min, { error: `must be at least ${min}` })
-					.max(max, { error: `must be at most ${max}` })
+					.max(max, { error: `must be at most ${max}` }),
 			)
-			.default(fallback)
+			.default(fallback),
 	);
 }
 
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME_RE =
+	/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
+const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: "must be an IPv4 or IPv6 address" });
 
 const ipOrHostname = z.union([z.ipv4(), z.ipv6(), z.string().regex(HOSTNAME_RE)], {
-	error: 'must be an IPv4/IPv6 address or a hostname',
+	error: "must be an IPv4/IPv6 address or a hostname",
 });
 
 function buildSchema(defaultWorkers: number) {
@@ -97,15 +95,15 @@ function buildSchema(defaultWorkers: number) {
 			MEDIA_RTC_MIN_PORT: integer(MIN_UNPRIVILEGED_PORT, MAX_PORT, DEFAULT_RTC_MIN_PORT),
 			MEDIA_RTC_MAX_PORT: integer(MIN_UNPRIVILEGED_PORT, MAX_PORT, DEFAULT_RTC_MAX_PORT),
 			LOG_LEVEL: z.preprocess(
-				(value) => (typeof unsetIfEmpty(value) === 'string' ? String(value).trim().toLowerCase() : undefined),
-				z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default(DEFAULT_LOG_LEVEL)
+				(value) => (typeof unsetIfEmpty(value) === "string" ? String(value).trim().toLowerCase() : undefined),
+				z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default(DEFAULT_LOG_LEVEL),
 			),
 		})
 		.superRefine((value, ctx) => {
 			if (value.MEDIA_RTC_MIN_PORT > value.MEDIA_RTC_MAX_PORT) {
 				ctx.addIssue({
-					code: 'custom',
-					path: ['MEDIA_RTC_MIN_PORT'],
+					code: "custom",
+					path: ["MEDIA_RTC_MIN_PORT"],
 					message: `must not be greater than MEDIA_RTC_MAX_PORT (${value.MEDIA_RTC_MAX_PORT})`,
 				});
 			}
@@ -122,7 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
 
 	if (!result.success) {
 		const issues = result.error.issues.map((issue) => {
-			const variable = String(issue.path[0] ?? '(config)');
+			const variable = String(issue.path[0] ?? "(config)");
 			const raw = env[variable];
 
 			return {

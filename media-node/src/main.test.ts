@@ -1,15 +1,15 @@
 // Runs the real entry point as a child process: startup, /health, JSON logs
 // and graceful shutdown on SIGTERM.
 
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from "vitest";
 
-const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.ts');
-const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.ts");
+const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 // Running .ts directly needs type stripping without a flag (Node >= 22.18).
 const canStripTypes = major > 22 || (major === 22 && minor >= 18);
 
@@ -20,7 +20,7 @@ const children: ChildProcess[] = [];
 afterEach(() => {
 	for (const child of children.splice(0)) {
 		if (child.exitCode === null && child.signalCode === null) {
-			child.kill('SIGKILL');
+			child.kill("SIGKILL");
 		}
 	}
 });
@@ -28,25 +28,23 @@ afterEach(() => {
 function start(env: Record<string, string>): Running {
 	const child = spawn(process.execPath, [MAIN], {
 		env: { ...process.env, ...env },
-		stdio: ['ignore', 'pipe', 'pipe'],
+		stdio: ["ignore", "pipe", "pipe"],
 	});
 	const lines: Record<string, unknown>[] = [];
-	let buffered = '';
+	let buffered = "";
 
 	children.push(child);
-	child.stdout?.setEncoding('utf8');
-	child.stdout?.on('data', (chunk: string) => {
+	child.stdout?.setEncoding("utf8");
+	child.stdout?.on("data", (chunk: string) => {
 		buffered += chunk;
 
-		let newline: number;
-
-		while ((newline = buffered.indexOf('\n')) !== -1) {
+		for (let newline = buffered.indexOf("\n"); newline !== -1; newline = buffered.indexOf("\n")) {
 			lines.push(JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>);
 			buffered = buffered.slice(newline + 1);
 		}
 	});
 
-	const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
 	return { child, lines, exited };
 }
@@ -55,7 +53,7 @@ async function waitForLine(running: Running, msg: string, timeoutMs = 15_000): P
 	const deadline = Date.now() + timeoutMs;
 
 	while (Date.now() < deadline) {
-		const line = running.lines.find((l) => l['msg'] === msg);
+		const line = running.lines.find((l) => l.msg === msg);
 
 		if (line) {
 			return line;
@@ -68,42 +66,42 @@ async function waitForLine(running: Running, msg: string, timeoutMs = 15_000): P
 	throw new Error(`no "${msg}" line; got ${JSON.stringify(running.lines)}`);
 }
 
-describe.skipIf(!canStripTypes)('media node process', () => {
-	it('starts, serves /health and exits 0 on SIGTERM', async () => {
-		const running = start({ MEDIA_NODE_PORT: '0', MEDIA_WORKERS: '2', LOG_LEVEL: 'info' });
-		const listening = await waitForLine(running, 'media node listening');
+describe.skipIf(!canStripTypes)("media node process", () => {
+	it("starts, serves /health and exits 0 on SIGTERM", async () => {
+		const running = start({ MEDIA_NODE_PORT: "0", MEDIA_WORKERS: "2", LOG_LEVEL: "info" });
+		const listening = await waitForLine(running, "media node listening");
 
-		expect(listening).toMatchObject({ level: 'info', workers: 2 });
+		expect(listening).toMatchObject({ level: "info", workers: 2 });
 
-		const res = await fetch(`http://127.0.0.1:${String(listening['port'])}/health`, {
-			headers: { 'x-request-id': 'main-test' },
+		const res = await fetch(`http://127.0.0.1:${String(listening.port)}/health`, {
+			headers: { "x-request-id": "main-test" },
 		});
 
 		expect(res.status).toBe(200);
-		expect(await res.json()).toEqual({ status: 'ok', workers: 2 });
+		expect(await res.json()).toEqual({ status: "ok", workers: 2 });
 
-		running.child.kill('SIGTERM');
+		running.child.kill("SIGTERM");
 
 		expect(await running.exited).toBe(0);
-		expect(running.lines.map((l) => l['msg'])).toEqual(
-			expect.arrayContaining(['shutting down', 'mediasoup workers closed', 'shutdown complete'])
+		expect(running.lines.map((l) => l.msg)).toEqual(
+			expect.arrayContaining(["shutting down", "mediasoup workers closed", "shutdown complete"]),
 		);
 		for (const line of running.lines) {
-			expect(line).toHaveProperty('level');
-			expect(line).toHaveProperty('time');
-			expect(line).toHaveProperty('msg');
+			expect(line).toHaveProperty("level");
+			expect(line).toHaveProperty("time");
+			expect(line).toHaveProperty("msg");
 		}
 	});
 
-	it('exits 1 with a JSON error on invalid configuration', async () => {
-		const running = start({ MEDIA_NODE_PORT: 'not-a-port' });
+	it("exits 1 with a JSON error on invalid configuration", async () => {
+		const running = start({ MEDIA_NODE_PORT: "not-a-port" });
 
 		expect(await running.exited).toBe(1);
 		expect(running.lines).toEqual([
 			expect.objectContaining({
-				level: 'error',
-				msg: 'invalid configuration',
-				issues: [{ variable: 'MEDIA_NODE_PORT', message: expect.stringContaining('not-a-port') }],
+				level: "error",
+				msg: "invalid configuration",
+				issues: [{ variable: "MEDIA_NODE_PORT", message: expect.stringContaining("not-a-port") }],
 			}),
 		]);
 	});

@@ -5,24 +5,23 @@
 // workers) and exits 0. A second signal, or a shutdown that takes longer than
 // SHUTDOWN_TIMEOUT_MS, exits 1 at once.
 
-import * as mediasoup from 'mediasoup';
-
-import { ConfigError, loadConfig } from './config.ts';
-import type { MediaNodeConfig } from './config.ts';
-import { Logger } from './Logger.ts';
-import { MediaNodeServer } from './server.ts';
-import { WorkerPool } from './WorkerPool.ts';
+import * as mediasoup from "mediasoup";
+import type { MediaNodeConfig } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { Logger } from "./Logger.ts";
+import { MediaNodeServer } from "./server.ts";
+import { WorkerPool } from "./WorkerPool.ts";
 
 export const SHUTDOWN_TIMEOUT_MS = 10_000;
-const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 // mediasoup's own Node-side logs (it uses the `debug` module by default) go
 // through our logger instead, so every line on stdout is JSON.
 function routeMediasoupLogs(logger: Logger): void {
-	const log = logger.child({ component: 'mediasoup' });
+	const log = logger.child({ component: "mediasoup" });
 
 	mediasoup.setLogEventListeners({
-		...(logger.isLevelEnabled('debug')
+		...(logger.isLevelEnabled("debug")
 			? { ondebug: (namespace: string, msg: string) => log.debug(msg, { namespace }) }
 			: {}),
 		onwarn: (namespace: string, msg: string) => log.warn(msg, { namespace }),
@@ -38,9 +37,9 @@ function readConfig(): MediaNodeConfig {
 		const logger = Logger.create();
 
 		if (error instanceof ConfigError) {
-			logger.error('invalid configuration', { issues: error.issues });
+			logger.error("invalid configuration", { issues: error.issues });
 		} else {
-			logger.error('cannot load configuration', { error });
+			logger.error("cannot load configuration", { error });
 		}
 		process.exit(1);
 	}
@@ -50,12 +49,12 @@ async function main(): Promise<void> {
 	const config = readConfig();
 	const logger = Logger.create({ level: config.logLevel });
 
-	process.on('uncaughtException', (error) => {
-		logger.error('uncaught exception', { error });
+	process.on("uncaughtException", (error) => {
+		logger.error("uncaught exception", { error });
 		process.exit(1);
 	});
-	process.on('unhandledRejection', (reason) => {
-		logger.error('unhandled rejection', { error: reason });
+	process.on("unhandledRejection", (reason) => {
+		logger.error("unhandled rejection", { error: reason });
 		process.exit(1);
 	});
 
@@ -64,7 +63,7 @@ async function main(): Promise<void> {
 	const pool = await WorkerPool.create({
 		size: config.workers,
 		logger,
-		workerLogLevel: config.logLevel === 'debug' ? 'debug' : 'warn',
+		workerLogLevel: config.logLevel === "debug" ? "debug" : "warn",
 	});
 
 	let server: MediaNodeServer;
@@ -77,7 +76,7 @@ async function main(): Promise<void> {
 			logger,
 		});
 	} catch (error) {
-		logger.error('cannot start http server', { error, host: config.http.host, port: config.http.port });
+		logger.error("cannot start http server", { error, host: config.http.host, port: config.http.port });
 		await pool.close();
 		process.exit(1);
 	}
@@ -86,33 +85,33 @@ async function main(): Promise<void> {
 
 	const shutdown = async (signal: string): Promise<void> => {
 		if (shuttingDown) {
-			logger.warn('second signal during shutdown, exiting now', { signal });
+			logger.warn("second signal during shutdown, exiting now", { signal });
 			process.exit(1);
 		}
 		shuttingDown = true;
-		logger.info('shutting down', { signal });
+		logger.info("shutting down", { signal });
 
 		setTimeout(() => {
-			logger.error('shutdown timed out', { timeoutMs: SHUTDOWN_TIMEOUT_MS });
+			logger.error("shutdown timed out", { timeoutMs: SHUTDOWN_TIMEOUT_MS });
 			process.exit(1);
 		}, SHUTDOWN_TIMEOUT_MS).unref();
 
 		await server.close();
 		await pool.close();
-		logger.info('shutdown complete');
+		logger.info("shutdown complete");
 		process.exit(0);
 	};
 
 	for (const signal of SHUTDOWN_SIGNALS) {
 		process.on(signal, () => {
 			shutdown(signal).catch((error: unknown) => {
-				logger.error('shutdown failed', { error });
+				logger.error("shutdown failed", { error });
 				process.exit(1);
 			});
 		});
 	}
 
-	logger.info('media node listening', {
+	logger.info("media node listening", {
 		host: server.address.address,
 		port: server.port,
 		workers: pool.liveWorkerCount,

@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from "vitest";
 
-import { Logger } from './Logger.ts';
-import { MediaNodeServer } from './server.ts';
-import type { HealthSource } from './server.ts';
-import { WorkerPool } from './WorkerPool.ts';
+import { Logger } from "./Logger.ts";
+import type { HealthSource } from "./server.ts";
+import { MediaNodeServer } from "./server.ts";
+import { WorkerPool } from "./WorkerPool.ts";
 
 type Started = { server: MediaNodeServer; lines: Record<string, unknown>[]; base: string };
 
@@ -18,10 +18,10 @@ afterEach(async () => {
 async function startServer(health: HealthSource): Promise<Started> {
 	const lines: Record<string, unknown>[] = [];
 	const logger = Logger.create({
-		level: 'debug',
+		level: "debug",
 		sink: (line) => lines.push(JSON.parse(line) as Record<string, unknown>),
 	});
-	const server = await MediaNodeServer.create({ host: '127.0.0.1', port: 0, health, logger });
+	const server = await MediaNodeServer.create({ host: "127.0.0.1", port: 0, health, logger });
 
 	cleanups.push(() => server.close());
 
@@ -30,7 +30,7 @@ async function startServer(health: HealthSource): Promise<Started> {
 
 async function waitForLog(lines: Record<string, unknown>[], msg: string): Promise<Record<string, unknown>> {
 	for (let i = 0; i < 100; i++) {
-		const line = lines.find((l) => l['msg'] === msg);
+		const line = lines.find((l) => l.msg === msg);
 
 		if (line) {
 			return line;
@@ -40,8 +40,8 @@ async function waitForLog(lines: Record<string, unknown>[], msg: string): Promis
 	throw new Error(`no "${msg}" log line`);
 }
 
-describe('MediaNodeServer', () => {
-	it('serves /health from a real worker pool on an ephemeral port', async () => {
+describe("MediaNodeServer", () => {
+	it("serves /health from a real worker pool on an ephemeral port", async () => {
 		const pool = await WorkerPool.create({ size: 1, logger: Logger.create({ sink: () => {} }) });
 
 		cleanups.push(() => pool.close());
@@ -50,65 +50,65 @@ describe('MediaNodeServer', () => {
 
 		expect(server.port).toBeGreaterThan(0);
 
-		const res = await fetch(`${base}/health`, { headers: { 'x-request-id': 'req-123' } });
+		const res = await fetch(`${base}/health`, { headers: { "x-request-id": "req-123" } });
 
 		expect(res.status).toBe(200);
-		expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
-		expect(res.headers.get('x-request-id')).toBe('req-123');
-		expect(await res.json()).toEqual({ status: 'ok', workers: 1 });
+		expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+		expect(res.headers.get("x-request-id")).toBe("req-123");
+		expect(await res.json()).toEqual({ status: "ok", workers: 1 });
 
-		const line = await waitForLog(lines, 'http request');
+		const line = await waitForLog(lines, "http request");
 
 		expect(line).toMatchObject({
-			level: 'debug',
-			msg: 'http request',
-			requestId: 'req-123',
-			method: 'GET',
-			path: '/health',
+			level: "debug",
+			msg: "http request",
+			requestId: "req-123",
+			method: "GET",
+			path: "/health",
 			status: 200,
 		});
-		expect(typeof line['time']).toBe('string');
-		expect(Number.isNaN(Date.parse(String(line['time'])))).toBe(false);
+		expect(typeof line.time).toBe("string");
+		expect(Number.isNaN(Date.parse(String(line.time)))).toBe(false);
 	});
 
-	it('answers 503 when no worker is alive', async () => {
+	it("answers 503 when no worker is alive", async () => {
 		const { base } = await startServer({ liveWorkerCount: 0 });
 		const res = await fetch(`${base}/health`);
 
 		expect(res.status).toBe(503);
-		expect(await res.json()).toEqual({ status: 'unavailable', workers: 0 });
+		expect(await res.json()).toEqual({ status: "unavailable", workers: 0 });
 	});
 
-	it('answers 404 and 405 as JSON, logging without requestId when none is sent', async () => {
+	it("answers 404 and 405 as JSON, logging without requestId when none is sent", async () => {
 		const { lines, base } = await startServer({ liveWorkerCount: 1 });
 
 		const missing = await fetch(`${base}/nope`);
 
 		expect(missing.status).toBe(404);
-		expect(await missing.json()).toEqual({ error: 'not_found' });
+		expect(await missing.json()).toEqual({ error: "not_found" });
 
-		const post = await fetch(`${base}/health`, { method: 'POST' });
+		const post = await fetch(`${base}/health`, { method: "POST" });
 
 		expect(post.status).toBe(405);
-		expect(post.headers.get('allow')).toBe('GET, HEAD');
+		expect(post.headers.get("allow")).toBe("GET, HEAD");
 		await post.body?.cancel();
 
-		const line = await waitForLog(lines, 'http request');
+		const line = await waitForLog(lines, "http request");
 
-		expect(line).toMatchObject({ level: 'info', path: '/nope', status: 404 });
-		expect(line).not.toHaveProperty('requestId');
+		expect(line).toMatchObject({ level: "info", path: "/nope", status: 404 });
+		expect(line).not.toHaveProperty("requestId");
 	});
 
-	it('fails to start on a port that is taken', async () => {
+	it("fails to start on a port that is taken", async () => {
 		const { server } = await startServer({ liveWorkerCount: 1 });
 
 		await expect(
 			MediaNodeServer.create({
-				host: '127.0.0.1',
+				host: "127.0.0.1",
 				port: server.port,
 				health: { liveWorkerCount: 1 },
 				logger: Logger.create({ sink: () => {} }),
-			})
+			}),
 		).rejects.toThrow(/EADDRINUSE/);
 	});
 });

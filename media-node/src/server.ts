@@ -7,17 +7,17 @@
 // Every request is logged as one JSON line; an `x-request-id` header is
 // echoed back and added to the log line as `requestId`.
 
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 
-import type { Logger } from './Logger.ts';
+import type { Logger } from "./Logger.ts";
 
-export const REQUEST_ID_HEADER = 'x-request-id';
+export const REQUEST_ID_HEADER = "x-request-id";
 /** Accepted request ids: short, printable, no spaces. Others are ignored. */
 export const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 /** How long close() lets in-flight requests finish before cutting them off. */
 export const CLOSE_GRACE_MS = 5_000;
-export const HEALTH_PATH = '/health';
+export const HEALTH_PATH = "/health";
 
 /** What the health check needs to know; WorkerPool satisfies it. */
 export type HealthSource = {
@@ -44,21 +44,21 @@ export class MediaNodeServer {
 		await new Promise<void>((resolve, reject) => {
 			const onError = (error: Error): void => reject(error);
 
-			server.#server.once('error', onError);
+			server.#server.once("error", onError);
 			server.#server.listen(options.port, options.host, () => {
-				server.#server.off('error', onError);
+				server.#server.off("error", onError);
 				resolve();
 			});
 		});
 
-		server.#server.on('error', (error) => server.#logger.error('http server error', { error }));
+		server.#server.on("error", (error) => server.#logger.error("http server error", { error }));
 
 		return server;
 	}
 
 	private constructor(options: MediaNodeServerOptions) {
 		this.#health = options.health;
-		this.#logger = options.logger.child({ component: 'http' });
+		this.#logger = options.logger.child({ component: "http" });
 		this.#server = http.createServer((req, res) => this.#handle(req, res));
 	}
 
@@ -66,8 +66,8 @@ export class MediaNodeServer {
 	get address(): AddressInfo {
 		const address = this.#server.address();
 
-		if (address === null || typeof address === 'string') {
-			throw new Error('server is not listening on a TCP port');
+		if (address === null || typeof address === "string") {
+			throw new Error("server is not listening on a TCP port");
 		}
 
 		return address;
@@ -108,11 +108,11 @@ export class MediaNodeServer {
 			res.setHeader(REQUEST_ID_HEADER, requestId);
 		}
 
-		let path = '';
+		let path = "";
 
 		// 'close' also fires when the client goes away before the response is
 		// complete, which 'finish' would not report.
-		res.once('close', () => {
+		res.once("close", () => {
 			const fields: Record<string, unknown> = {
 				method: req.method,
 				path,
@@ -121,25 +121,25 @@ export class MediaNodeServer {
 			};
 
 			if (!res.writableFinished) {
-				fields['aborted'] = true;
+				fields.aborted = true;
 			}
 
 			// Health checks are polled constantly: keep successful ones out of
 			// the info stream.
 			if (path === HEALTH_PATH && res.statusCode === 200) {
-				logger.debug('http request', fields);
+				logger.debug("http request", fields);
 			} else {
-				logger.info('http request', fields);
+				logger.info("http request", fields);
 			}
 		});
 
 		try {
-			path = new URL(req.url ?? '/', 'http://localhost').pathname;
+			path = new URL(req.url ?? "/", "http://localhost").pathname;
 
 			if (path === HEALTH_PATH) {
-				if (req.method !== 'GET' && req.method !== 'HEAD') {
-					res.setHeader('allow', 'GET, HEAD');
-					MediaNodeServer.#sendJson(req, res, 405, { error: 'method_not_allowed' });
+				if (req.method !== "GET" && req.method !== "HEAD") {
+					res.setHeader("allow", "GET, HEAD");
+					MediaNodeServer.#sendJson(req, res, 405, { error: "method_not_allowed" });
 
 					return;
 				}
@@ -147,20 +147,20 @@ export class MediaNodeServer {
 				const workers = this.#health.liveWorkerCount;
 
 				if (workers > 0) {
-					MediaNodeServer.#sendJson(req, res, 200, { status: 'ok', workers });
+					MediaNodeServer.#sendJson(req, res, 200, { status: "ok", workers });
 				} else {
-					MediaNodeServer.#sendJson(req, res, 503, { status: 'unavailable', workers });
+					MediaNodeServer.#sendJson(req, res, 503, { status: "unavailable", workers });
 				}
 
 				return;
 			}
 
-			MediaNodeServer.#sendJson(req, res, 404, { error: 'not_found' });
+			MediaNodeServer.#sendJson(req, res, 404, { error: "not_found" });
 		} catch (error) {
-			logger.error('http handler failed', { error });
+			logger.error("http handler failed", { error });
 
 			if (!res.headersSent) {
-				MediaNodeServer.#sendJson(req, res, 500, { error: 'internal_error' });
+				MediaNodeServer.#sendJson(req, res, 500, { error: "internal_error" });
 			} else {
 				res.destroy();
 			}
@@ -170,17 +170,17 @@ export class MediaNodeServer {
 	static #requestId(req: http.IncomingMessage): string | undefined {
 		const value = req.headers[REQUEST_ID_HEADER];
 
-		return typeof value === 'string' && REQUEST_ID_PATTERN.test(value) ? value : undefined;
+		return typeof value === "string" && REQUEST_ID_PATTERN.test(value) ? value : undefined;
 	}
 
 	static #sendJson(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: JsonBody): void {
 		const payload = JSON.stringify(body);
 
 		res.writeHead(status, {
-			'content-type': 'application/json; charset=utf-8',
-			'content-length': Buffer.byteLength(payload),
-			'cache-control': 'no-store',
+			"content-type": "application/json; charset=utf-8",
+			"content-length": Buffer.byteLength(payload),
+			"cache-control": "no-store",
 		});
-		res.end(req.method === 'HEAD' ? undefined : payload);
+		res.end(req.method === "HEAD" ? undefined : payload);
 	}
 }

@@ -2,7 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { ErrorEnvelope } from "@secureconnect/protocol";
 import { ApiError } from "./lib/api-error.ts";
 import { requireAuth } from "./middleware/auth/index.ts";
-import type { AppEnv, AuthedEnv } from "./types.ts";
+import type { AppEnv } from "./types.ts";
 
 export const API_TITLE = "SecureConnect API";
 export const API_VERSION = "1.0.0";
@@ -51,9 +51,5 @@ export function jsonResponse<T>(schema: T, description: string) {
 export const NO_CONTENT = { 204: { description: "Done" } } as const;
 export const BEARER = [{ bearer: [] }];
 
-/** A router whose every route requires a live session; handlers get `c.var.auth`. */
-export function createAuthedRouter(): OpenAPIHono<AuthedEnv> {
-	const router = createRouter<AuthedEnv>();
-	router.use(requireAuth());
-	return router;
-}
+/** Spread into a route definition: the route requires a live session and its handler gets `c.var.auth`. */
+export const authed = { security: BEARER, middleware: requireAuth() };

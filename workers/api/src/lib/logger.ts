@@ -8,8 +8,12 @@ const REDACTED_KEY =
 	/pass(word)?|secret|token|authorization|cookie|ciphertext|private|pepper|credential|^key$|signature/i;
 
 function redact(value: unknown, depth = 0): unknown {
-	if (depth > 4 || value === null || typeof value !== "object") return value;
-	if (value instanceof Error) return { name: value.name, message: value.message };
+	if (value === null || typeof value !== "object") return value;
+	if (value instanceof Error || ("message" in value && "stack" in value)) {
+		const e = value as Error;
+		return { name: e.name, message: e.message };
+	}
+	if (depth > 3) return "[object]";
 	if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
 	const out: Record<string, unknown> = {};
 	for (const [k, v] of Object.entries(value)) {
@@ -18,15 +22,23 @@ function redact(value: unknown, depth = 0): unknown {
 	return out;
 }
 
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export function parseLevel(value: string | undefined): LogLevel {
+	return value && value in RANK ? (value as LogLevel) : "info";
+}
+
 export class Logger {
 	readonly #base: LogFields;
+	readonly #level: LogLevel;
 
-	constructor(base: LogFields = {}) {
+	constructor(base: LogFields = {}, level: LogLevel = "info") {
 		this.#base = base;
+		this.#level = level;
 	}
 
-	child(fields: LogFields): Logger {
-		return new Logger({ ...this.#base, ...fields });
+	child(fields: LogFields, level: LogLevel = this.#level): Logger {
+		return new Logger({ ...this.#base, ...fields }, level);
 	}
 
 	debug(msg: string, fields?: LogFields): void {
@@ -43,6 +55,7 @@ export class Logger {
 	}
 
 	#write(level: LogLevel, msg: string, fields?: LogFields): void {
+		if (RANK[level] < RANK[this.#level]) return;
 		const line = JSON.stringify({
 			time: new Date().toISOString(),
 			level,

@@ -61,7 +61,9 @@ export interface SignedIn extends TestUser {
 	sessionId: string;
 }
 
-export async function register(overrides: Partial<{ email: string; handle: string; password: string }> = {}): Promise<TestUser> {
+export async function register(
+	overrides: Partial<{ email: string; handle: string; password: string }> = {},
+): Promise<TestUser> {
 	const id = unique();
 	const email = overrides.email ?? `user-${id}@example.test`;
 	const handle = overrides.handle ?? `u_${id}`;

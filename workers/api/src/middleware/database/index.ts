@@ -9,7 +9,8 @@ export const database = () =>
 		const open = () => {
 			handle ??= openDatabase({
 				...c.var.config.database,
-				onError: (error) => c.var.log.warn("database connection error", { error }),
+				// workerd drops sockets when a request ends: expected, so only a debug line.
+				onError: (error) => c.var.log.debug("database connection closed", { reason: String(error?.message ?? error) }),
 			});
 			return handle.db;
 		};

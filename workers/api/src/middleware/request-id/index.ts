@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import { rootLogger } from "../../lib/logger.ts";
+import { parseLevel, rootLogger } from "../../lib/logger.ts";
 import type { AppEnv } from "../../types.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -19,7 +19,7 @@ export const requestId = () =>
 	createMiddleware<AppEnv>(async (c, next) => {
 		const id = resolveRequestId(c.req.raw.headers);
 		c.set("requestId", id);
-		c.set("log", rootLogger.child({ requestId: id }));
+		c.set("log", rootLogger.child({ requestId: id }, parseLevel(c.env.LOG_LEVEL)));
 		c.header(REQUEST_ID_HEADER, id);
 		await next();
 		c.res.headers.set(REQUEST_ID_HEADER, id);

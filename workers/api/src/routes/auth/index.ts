@@ -31,15 +31,7 @@ import { queueEmail } from "../../email/outbox.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { clientIp } from "../../lib/client-ip.ts";
 import { newId } from "../../lib/ids.ts";
-import {
-	BEARER,
-	createAuthedRouter,
-	createRouter,
-	errorResponses,
-	jsonBody,
-	jsonResponse,
-	NO_CONTENT,
-} from "../../openapi.ts";
+import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 import { Limiter } from "../../rate-limit/limiter.ts";
 
 const DEFAULT_DEVICE_NAME = "Unnamed device";
@@ -66,7 +58,7 @@ const resendVerification = createRoute({
 	path: "/v1/auth/verify-email/resend",
 	tags,
 	summary: "Send the verification email again",
-	security: BEARER,
+	...authed,
 	responses: { 202: { description: "Queued (or already verified)" }, ...errorResponses(401, 429) },
 });
 const login = createRoute({
@@ -90,7 +82,7 @@ const logout = createRoute({
 	path: "/v1/auth/logout",
 	tags,
 	summary: "End this session at once",
-	security: BEARER,
+	...authed,
 	responses: { ...NO_CONTENT, ...errorResponses(401) },
 });
 const logoutAll = createRoute({
@@ -98,7 +90,7 @@ const logoutAll = createRoute({
 	path: "/v1/auth/logout-all",
 	tags,
 	summary: "End every session of the user at once",
-	security: BEARER,
+	...authed,
 	responses: { ...NO_CONTENT, ...errorResponses(401) },
 });
 const listSessions = createRoute({
@@ -106,7 +98,7 @@ const listSessions = createRoute({
 	path: "/v1/auth/sessions",
 	tags,
 	summary: "The user's live sessions",
-	security: BEARER,
+	...authed,
 	responses: { 200: jsonResponse(SessionList, "Sessions"), ...errorResponses(401) },
 });
 const deleteSession = createRoute({
@@ -114,7 +106,7 @@ const deleteSession = createRoute({
 	path: "/v1/auth/sessions/{id}",
 	tags,
 	summary: "End one session",
-	security: BEARER,
+	...authed,
 	request: { params: z.object({ id: z.string().max(64) }) },
 	responses: { ...NO_CONTENT, ...errorResponses(401, 404) },
 });
@@ -139,7 +131,7 @@ const change = createRoute({
 	path: "/v1/auth/password/change",
 	tags,
 	summary: "Change the password; every other session ends",
-	security: BEARER,
+	...authed,
 	request: { body: jsonBody(ChangePasswordRequest) },
 	responses: { ...NO_CONTENT, ...errorResponses(400, 401, 423) },
 });
@@ -266,7 +258,7 @@ const publicRoutes = createRouter()
 		return c.body(null, 204);
 	});
 
-const authedRoutes = createAuthedRouter()
+const authedRoutes = createRouter()
 	.openapi(resendVerification, async (c) => {
 		const { db, config } = c.var;
 		await new Limiter(c.env, config.rateLimits).attempt("forgot-account", `verify:${c.var.auth.userId}`);

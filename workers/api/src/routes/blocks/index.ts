@@ -5,7 +5,7 @@ import { z } from "zod";
 import { getUser, toPublicUser } from "../../accounts/users.ts";
 import { blocks, friendRequests, friendships, users } from "../../db/schema.ts";
 import { ApiError } from "../../lib/api-error.ts";
-import { BEARER, createAuthedRouter, errorResponses, jsonResponse, NO_CONTENT } from "../../openapi.ts";
+import { authed, createRouter, errorResponses, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 
 const tags = ["Blocks"];
 const UserIdParam = z.object({ userId: z.string().max(64) });
@@ -15,7 +15,7 @@ const list = createRoute({
 	path: "/v1/blocks",
 	tags,
 	summary: "Users you block",
-	security: BEARER,
+	...authed,
 	responses: { 200: jsonResponse(BlockList, "Blocked users"), ...errorResponses(401) },
 });
 const put = createRoute({
@@ -23,7 +23,7 @@ const put = createRoute({
 	path: "/v1/blocks/{userId}",
 	tags,
 	summary: "Block a user: they can no longer message, call, friend-request or add you; a friendship ends",
-	security: BEARER,
+	...authed,
 	request: { params: UserIdParam },
 	responses: { ...NO_CONTENT, ...errorResponses(400, 401, 404) },
 });
@@ -32,12 +32,12 @@ const remove = createRoute({
 	path: "/v1/blocks/{userId}",
 	tags,
 	summary: "Unblock a user",
-	security: BEARER,
+	...authed,
 	request: { params: UserIdParam },
 	responses: { ...NO_CONTENT, ...errorResponses(401, 404) },
 });
 
-export const blockRoutes = createAuthedRouter()
+export const blockRoutes = createRouter()
 	.openapi(list, async (c) => {
 		const rows = await c.var.db
 			.select({ user: users, createdAt: blocks.createdAt })

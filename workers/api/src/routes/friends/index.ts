@@ -14,7 +14,7 @@ import type { Database } from "../../db/client.ts";
 import { friendRequests, friendships, users } from "../../db/schema.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { newId } from "../../lib/ids.ts";
-import { BEARER, createAuthedRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
+import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 
 const tags = ["Friends"];
 const IdParam = z.object({ id: z.string().max(64) });
@@ -25,7 +25,7 @@ const list = createRoute({
 	path: "/v1/friends",
 	tags,
 	summary: "Friends and pending requests both ways",
-	security: BEARER,
+	...authed,
 	responses: { 200: jsonResponse(FriendsList, "Friends"), ...errorResponses(401) },
 });
 const request = createRoute({
@@ -33,7 +33,7 @@ const request = createRoute({
 	path: "/v1/friends/requests",
 	tags,
 	summary: "Ask a user to be friends; if they already asked you, you are friends at once",
-	security: BEARER,
+	...authed,
 	request: { body: jsonBody(CreateFriendRequest) },
 	responses: {
 		201: jsonResponse(CreateFriendRequestResponse, "Requested"),
@@ -45,7 +45,7 @@ const accept = createRoute({
 	path: "/v1/friends/requests/{id}/accept",
 	tags,
 	summary: "Accept an incoming request",
-	security: BEARER,
+	...authed,
 	request: { params: IdParam },
 	responses: { ...NO_CONTENT, ...errorResponses(401, 403, 404) },
 });
@@ -54,7 +54,7 @@ const decline = createRoute({
 	path: "/v1/friends/requests/{id}/decline",
 	tags,
 	summary: "Decline an incoming request (or withdraw an outgoing one)",
-	security: BEARER,
+	...authed,
 	request: { params: IdParam },
 	responses: { ...NO_CONTENT, ...errorResponses(401, 404) },
 });
@@ -63,7 +63,7 @@ const unfriend = createRoute({
 	path: "/v1/friends/{userId}",
 	tags,
 	summary: "End a friendship",
-	security: BEARER,
+	...authed,
 	request: { params: UserIdParam },
 	responses: { ...NO_CONTENT, ...errorResponses(401, 404) },
 });
@@ -91,7 +91,7 @@ async function befriend(db: Database, a: string, b: string): Promise<void> {
 		);
 }
 
-export const friendRoutes = createAuthedRouter()
+export const friendRoutes = createRouter()
 	.openapi(list, async (c) => {
 		const me = c.var.auth.userId;
 		const db = c.var.db;

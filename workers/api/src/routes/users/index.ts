@@ -5,7 +5,7 @@ import { z } from "zod";
 import { toPublicUser, toUser, uniqueViolation, visibleUser } from "../../accounts/users.ts";
 import { users } from "../../db/schema.ts";
 import { ApiError } from "../../lib/api-error.ts";
-import { BEARER, createAuthedRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
+import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 
 const tags = ["Users"];
 const me = z.object({ user: User });
@@ -15,7 +15,7 @@ const getMe = createRoute({
 	path: "/v1/users/me",
 	tags,
 	summary: "Own profile",
-	security: BEARER,
+	...authed,
 	responses: { 200: jsonResponse(me, "Profile"), ...errorResponses(401) },
 });
 const patchMe = createRoute({
@@ -23,7 +23,7 @@ const patchMe = createRoute({
 	path: "/v1/users/me",
 	tags,
 	summary: "Change display name or handle",
-	security: BEARER,
+	...authed,
 	request: { body: jsonBody(UpdateMeRequest) },
 	responses: { 200: jsonResponse(me, "Updated profile"), ...errorResponses(400, 401, 409) },
 });
@@ -32,7 +32,7 @@ const deleteMe = createRoute({
 	path: "/v1/users/me",
 	tags,
 	summary: "Erase the account and its data; every session ends",
-	security: BEARER,
+	...authed,
 	responses: { ...NO_CONTENT, ...errorResponses(401) },
 });
 const lookup = createRoute({
@@ -40,7 +40,7 @@ const lookup = createRoute({
 	path: "/v1/users",
 	tags,
 	summary: "Exact handle lookup (case-insensitive)",
-	security: BEARER,
+	...authed,
 	request: { query: z.object({ handle: Handle }) },
 	responses: {
 		200: jsonResponse(z.object({ users: z.array(PublicUser) }), "Matches (zero or one)"),
@@ -52,12 +52,12 @@ const getOne = createRoute({
 	path: "/v1/users/{id}",
 	tags,
 	summary: "Public profile",
-	security: BEARER,
+	...authed,
 	request: { params: z.object({ id: z.string().max(64) }) },
 	responses: { 200: jsonResponse(z.object({ user: PublicUser }), "Public profile"), ...errorResponses(401, 404) },
 });
 
-export const userRoutes = createAuthedRouter()
+export const userRoutes = createRouter()
 	.openapi(getMe, async (c) => {
 		const row = await visibleUser(c.var.db, c.var.auth.userId, c.var.auth.userId);
 		return c.json({ user: toUser(row) }, 200);
