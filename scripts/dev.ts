@@ -5,6 +5,7 @@ import { findTurnserver, startCoturn, TURN_PORT } from "./local/coturn.ts";
 import { startLocalDatabase } from "./local/database.ts";
 import { start, stopAll, waitForHttp } from "./local/processes.ts";
 import { ensureDevVars } from "./local/secrets.ts";
+import { startWranglerDev } from "./local/wrangler.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const DATA = join(ROOT, ".data");
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
 	});
 
 	const turnserver = findTurnserver();
-	const turnVars: string[] = [];
+	const turnVars: Record<string, string> = {};
 	if (turnserver) {
 		startCoturn(turnserver, vars.get("TURN_SECRET") ?? "", join(DATA, "coturn"));
 		turnVars.push(
@@ -61,31 +62,18 @@ async function main(): Promise<void> {
 		log("coturn is not installed, so calls use host/STUN candidates only. Install it with: apt-get install -y coturn");
 	}
 
-	const wrangler = start(
-		"api",
-		process.execPath,
-		[
-			join(ROOT, "node_modules/wrangler/bin/wrangler.js"),
-			"dev",
-			"--ip",
-			"127.0.0.1",
-			"--port",
-			String(API_PORT),
-			"--persist-to",
-			join(DATA, "wrangler"),
-			"--show-interactive-dev-session=false",
-			"--var",
-			`DATABASE_URL:${db.databaseUrl}`,
-			"--var",
-			`DB_WS_PROXY:${db.wsProxy}`,
-			"--var",
-			`MEDIA_NODE_URL:${mediaNodeUrl}`,
-			"--var",
-			`PUBLIC_URL:http://127.0.0.1:${API_PORT}`,
+	const wrangler = startWranglerDev({
+		root: ROOT,
+		port: API_PORT,
+		persistTo: join(DATA, "wrangler"),
+		vars: {
+			DATABASE_URL: db.databaseUrl,
+			DB_WS_PROXY: db.wsProxy,
+			MEDIA_NODE_URL: mediaNodeUrl,
+			PUBLIC_URL: `http://127.0.0.1:${API_PORT}`,
 			...turnVars,
-		],
-		{ cwd: ROOT, env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" } },
-	);
+		},
+	});
 	for (const [name, child] of [
 		["api", wrangler],
 		["media node", media],

@@ -25,8 +25,8 @@ export interface LocalDatabase {
 	close(): Promise<void>;
 }
 
-/** PGlite runs one backend; a few queued connections cover dev and tests. */
-const EMBEDDED_MAX_CONNECTIONS = 64;
+/** PGlite runs one backend and queues queries; every concurrent Worker request holds its own connection. */
+const EMBEDDED_MAX_CONNECTIONS = 1000;
 
 async function freePort(): Promise<number> {
 	const server = createServer();
