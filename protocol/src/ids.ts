@@ -24,4 +24,6 @@ export const ID_PREFIXES = {
 	device: "dev",
 	friendRequest: "frq",
 	email: "eml",
+	conversation: "cnv",
+	message: "msg",
 } as const;

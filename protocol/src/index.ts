@@ -1,5 +1,7 @@
 // Wire formats shared by the api, the Durable Objects, the media node and the SDK.
 export * from "./accounts.ts";
+export * from "./conversations.ts";
 export * from "./errors.ts";
 export * from "./ids.ts";
+export * from "./realtime.ts";
 export * from "./service.ts";

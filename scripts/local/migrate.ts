@@ -29,3 +29,14 @@ export async function migrate(options: MigrateOptions): Promise<void> {
 		await pool.end();
 	}
 }
+
+if (import.meta.main) {
+	const databaseUrl = process.env.DATABASE_URL;
+	if (!databaseUrl) {
+		console.error("usage: DATABASE_URL=postgres://… [DB_WS_PROXY=host:port] npm run db:migrate");
+		process.exit(2);
+	}
+	const { join } = await import("node:path");
+	await migrate({ databaseUrl, wsProxy: process.env.DB_WS_PROXY, migrationsDir: join(import.meta.dirname, "../../migrations") });
+	console.log("migrations applied");
+}

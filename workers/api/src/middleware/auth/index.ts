@@ -1,7 +1,6 @@
 import type { SessionId, UserId } from "@secureconnect/protocol";
 import { createMiddleware } from "hono/factory";
-import { verifyAccessToken } from "../../auth/access-token.ts";
-import { assertSessionLive } from "../../auth/sessions.ts";
+import { authenticate } from "../../auth/authenticate.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import type { AuthedEnv } from "../../types.ts";
 
@@ -20,8 +19,7 @@ export const requireAuth = () =>
 	createMiddleware<AuthedEnv>(async (c, next) => {
 		const token = bearerToken(c.req.header("authorization"));
 		if (!token) throw new ApiError(401, "UNAUTHORIZED", "Send an access token: Authorization: Bearer <accessToken>.");
-		const claims = await verifyAccessToken(c.var.config.signingKeys, c.var.config.issuer, token);
-		await assertSessionLive(c.var.db, claims.sessionId, claims.userId);
+		const claims = await authenticate(c.var.config, c.var.db, token);
 		c.set("auth", claims);
 		c.set("log", c.var.log.child({ userId: claims.userId }));
 		await next();

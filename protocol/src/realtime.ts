@@ -1,0 +1,68 @@
+// WebSocket frames (JSON text) of the conversation socket and the user channel.
+import { z } from "zod";
+import { Ciphertext, ClientId, ConversationId, Message, MemberRole } from "./conversations.ts";
+import { DeviceId, UserId } from "./ids.ts";
+
+export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";
+/** Offer this beside `bearer.<token>` and the server selects it instead of echoing the token. */
+export const APP_SUBPROTOCOL = "secureconnect.v1";
+
+export const PresenceState = z.enum(["online", "away", "offline"]);
+export type PresenceState = z.infer<typeof PresenceState>;
+
+export const ClientFrame = z.discriminatedUnion("type", [
+	z.object({ type: z.literal("auth"), token: z.string().min(10).max(4096) }),
+	z.object({ type: z.literal("send"), clientId: ClientId, ciphertext: Ciphertext, senderDeviceId: DeviceId.optional() }),
+	z.object({ type: z.literal("edit"), clientId: ClientId, refSeq: z.number().int().positive(), ciphertext: Ciphertext }),
+	z.object({ type: z.literal("delete"), clientId: ClientId, refSeq: z.number().int().positive() }),
+	z.object({ type: z.literal("resume"), afterSeq: z.number().int().min(0) }),
+	z.object({ type: z.literal("read"), seq: z.number().int().min(0) }),
+	z.object({ type: z.literal("typing"), on: z.boolean() }),
+	z.object({ type: z.literal("presence"), state: z.enum(["online", "away"]) }),
+	z.object({ type: z.literal("ping") }),
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+
+export const SOCKET_ERROR_CODES = [
+	"BAD_FRAME",
+	"UNAUTHORIZED",
+	"FORBIDDEN",
+	"TOO_LARGE",
+	"RATE_LIMITED",
+	"NOT_FOUND",
+	"CONFLICT",
+	"SERVICE_UNAVAILABLE",
+] as const;
+
+export const ServerFrame = z.discriminatedUnion("type", [
+	z.object({ type: z.literal("ready"), userId: UserId, lastSeq: z.number().int() }),
+	z.object({ type: z.literal("message"), message: Message }),
+	z.object({ type: z.literal("ack"), clientId: ClientId, seq: z.number().int() }),
+	z.object({ type: z.literal("receipt"), userId: UserId, seq: z.number().int() }),
+	z.object({ type: z.literal("typing"), userId: UserId, on: z.boolean() }),
+	z.object({
+		type: z.literal("presence"),
+		userId: UserId,
+		state: PresenceState,
+		lastSeenAt: z.iso.datetime().nullable(),
+	}),
+	z.object({ type: z.literal("resumed"), fromSeq: z.number().int(), toSeq: z.number().int() }),
+	z.object({ type: z.literal("error"), code: z.enum(SOCKET_ERROR_CODES), message: z.string(), clientId: ClientId.optional() }),
+	z.object({ type: z.literal("pong") }),
+	// user channel
+	z.object({ type: z.literal("activity"), conversationId: ConversationId, lastSeq: z.number().int(), unread: z.number().int() }),
+	z.object({
+		type: z.literal("membership"),
+		conversationId: ConversationId,
+		change: z.enum(["added", "removed", "role_changed", "updated"]),
+		userId: UserId,
+		role: MemberRole.optional(),
+	}),
+	z.object({
+		type: z.literal("friend"),
+		change: z.enum(["request", "accepted", "declined", "removed"]),
+		userId: UserId,
+		requestId: z.string().optional(),
+	}),
+]);
+export type ServerFrame = z.infer<typeof ServerFrame>;

@@ -1,0 +1,258 @@
+// Base for the Durable Objects that hold WebSockets: hibernatable accept,
+// authentication (pre-checked by the api, or a first `auth` frame), frame
+// parsing, heartbeat and idle close. Subclasses implement the hooks.
+import { BEARER_SUBPROTOCOL_PREFIX, ClientFrame, type ServerFrame } from "@secureconnect/protocol";
+import { DurableObject } from "cloudflare:workers";
+import { authenticate } from "../../api/src/auth/authenticate.ts";
+import { loadConfig } from "../../api/src/config/config.ts";
+import { openDatabase } from "../../api/src/db/client.ts";
+import type { Env } from "../../api/src/env.ts";
+import { ApiError } from "../../api/src/lib/api-error.ts";
+import { rootLogger } from "../../api/src/lib/logger.ts";
+import { type RealtimeLimits, realtimeLimits } from "./limits.ts";
+
+/** Headers the api sets after it has authenticated the upgrade; never accepted from outside. */
+export const USER_HEADER = "x-sc-user-id";
+export const SESSION_HEADER = "x-sc-session-id";
+export const PROTOCOL_HEADER = "x-sc-subprotocol";
+
+export const CLOSE_UNAUTHORIZED = 4001;
+export const CLOSE_FORBIDDEN = 4003;
+export const CLOSE_IDLE = 4008;
+export const CLOSE_TOO_MANY = 4029;
+
+const PING = '{"type":"ping"}';
+const PONG = '{"type":"pong"}';
+
+export interface SocketInfo {
+	userId: string;
+	sessionId: string;
+	authed: boolean;
+	connectedAt: number;
+	/** Last frame from the client (ms); pings answered by the runtime count via their own timestamp. */
+	lastActive: number;
+	presence: "online" | "away";
+}
+
+export type Authed = SocketInfo & { authed: true };
+
+export abstract class SocketServer extends DurableObject<Env> {
+	protected readonly limits: RealtimeLimits;
+	protected readonly log = rootLogger.child({ service: "realtime" });
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		this.limits = realtimeLimits(env as unknown as Record<string, string | undefined>);
+		// Heartbeats are answered without waking the object from hibernation.
+		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+	}
+
+	/** May this user hold a socket here? */
+	protected abstract isAllowed(userId: string): boolean;
+	protected abstract onAuthenticated(ws: WebSocket, info: Authed): void | Promise<void>;
+	protected abstract onFrame(ws: WebSocket, info: Authed, frame: ClientFrame): void | Promise<void>;
+	protected abstract onDisconnected(info: Authed): void | Promise<void>;
+	/** Extra work at each alarm; returns when the next alarm is wanted (ms epoch), if at all. */
+	protected onAlarm(): number | undefined | Promise<number | undefined> {
+		return undefined;
+	}
+
+	info(ws: WebSocket): SocketInfo | undefined {
+		return (ws.deserializeAttachment() as SocketInfo | null) ?? undefined;
+	}
+
+	protected setInfo(ws: WebSocket, info: SocketInfo): void {
+		ws.serializeAttachment(info);
+	}
+
+	protected authedSockets(userId?: string): Array<[WebSocket, Authed]> {
+		const out: Array<[WebSocket, Authed]> = [];
+		for (const ws of this.ctx.getWebSockets()) {
+			const info = this.info(ws);
+			if (info?.authed && (userId === undefined || info.userId === userId)) out.push([ws, info as Authed]);
+		}
+		return out;
+	}
+
+	protected send(ws: WebSocket, frame: ServerFrame): void {
+		try {
+			ws.send(JSON.stringify(frame));
+		} catch {
+			// The socket is closing; its close handler cleans up.
+		}
+	}
+
+	protected broadcast(frame: ServerFrame, except?: WebSocket): void {
+		const text = JSON.stringify(frame);
+		for (const [ws] of this.authedSockets()) {
+			if (ws === except) continue;
+			try {
+				ws.send(text);
+			} catch {
+				// closing
+			}
+		}
+	}
+
+	protected fail(ws: WebSocket, code: Extract<ServerFrame, { type: "error" }>["code"], message: string, clientId?: string) {
+		this.send(ws, { type: "error", code, message, ...(clientId !== undefined && { clientId }) });
+	}
+
+	protected closeUser(userId: string, code: number, reason: string): void {
+		for (const [ws] of this.authedSockets(userId)) ws.close(code, reason);
+	}
+
+	override async fetch(request: Request): Promise<Response> {
+		if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+			return new Response("expected a WebSocket upgrade", { status: 426 });
+		}
+		const userId = request.headers.get(USER_HEADER);
+		const sessionId = request.headers.get(SESSION_HEADER);
+		if (userId && !this.isAllowed(userId)) return new Response("not a member", { status: 403 });
+		if (userId && this.authedSockets(userId).length >= this.limits.MAX_SOCKETS_PER_USER) {
+			return new Response("too many sockets", { status: 429 });
+		}
+		const { 0: client, 1: server } = new WebSocketPair();
+		this.ctx.acceptWebSocket(server);
+		const now = Date.now();
+		const info: SocketInfo = {
+			userId: userId ?? "",
+			sessionId: sessionId ?? "",
+			authed: Boolean(userId && sessionId),
+			connectedAt: now,
+			lastActive: now,
+			presence: "online",
+		};
+		this.setInfo(server, info);
+		await this.#scheduleAlarm(now + (info.authed ? this.limits.IDLE_TIMEOUT_SECONDS : this.limits.AUTH_TIMEOUT_SECONDS) * 1000);
+		if (info.authed) await this.onAuthenticated(server, info as Authed);
+		const protocol = request.headers.get(PROTOCOL_HEADER);
+		return new Response(null, {
+			status: 101,
+			webSocket: client,
+			...(protocol && { headers: { "sec-websocket-protocol": protocol } }),
+		});
+	}
+
+	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+		const info = this.info(ws);
+		if (!info) return;
+		if (typeof message !== "string") return this.fail(ws, "BAD_FRAME", "Frames are JSON text.");
+		if (message.length > this.limits.MAX_FRAME_BYTES) {
+			return this.fail(ws, "TOO_LARGE", `Frames are limited to ${this.limits.MAX_FRAME_BYTES} bytes.`);
+		}
+		let parsed: ClientFrame;
+		try {
+			const result = ClientFrame.safeParse(JSON.parse(message));
+			if (!result.success) {
+				const issue = result.error.issues[0];
+				return this.fail(ws, "BAD_FRAME", `Invalid frame: ${issue?.path.join(".") || "type"} ${issue?.message ?? ""}`.trim());
+			}
+			parsed = result.data;
+		} catch {
+			return this.fail(ws, "BAD_FRAME", "Frames are JSON text.");
+		}
+		info.lastActive = Date.now();
+		if (!info.authed) {
+			if (parsed.type !== "auth") {
+				this.fail(ws, "UNAUTHORIZED", "Authenticate first: send {type:\"auth\", token}.");
+				return ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
+			}
+			return this.#authenticateFrame(ws, info, parsed.token);
+		}
+		this.setInfo(ws, info);
+		if (parsed.type === "ping") return this.send(ws, { type: "pong" });
+		if (parsed.type === "auth") return;
+		await this.onFrame(ws, info as Authed, parsed);
+	}
+
+	async #authenticateFrame(ws: WebSocket, info: SocketInfo, token: string): Promise<void> {
+		try {
+			const config = await loadConfig(this.env);
+			const handle = openDatabase(config.database);
+			try {
+				const principal = await authenticate(config, handle.db, token);
+				if (!this.isAllowed(principal.userId)) {
+					this.fail(ws, "FORBIDDEN", "Not a member.");
+					return ws.close(CLOSE_FORBIDDEN, "forbidden");
+				}
+				if (this.authedSockets(principal.userId).length >= this.limits.MAX_SOCKETS_PER_USER) {
+					this.fail(ws, "RATE_LIMITED", `At most ${this.limits.MAX_SOCKETS_PER_USER} sockets per user.`);
+					return ws.close(CLOSE_TOO_MANY, "too many sockets");
+				}
+				const authed: Authed = { ...info, userId: principal.userId, sessionId: principal.sessionId, authed: true };
+				this.setInfo(ws, authed);
+				await this.#scheduleAlarm(Date.now() + this.limits.IDLE_TIMEOUT_SECONDS * 1000);
+				await this.onAuthenticated(ws, authed);
+			} finally {
+				void handle.close();
+			}
+		} catch (error) {
+			if (error instanceof ApiError && error.status === 401) {
+				this.fail(ws, "UNAUTHORIZED", error.message);
+				return ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
+			}
+			this.log.warn("socket authentication unavailable", { error });
+			this.fail(ws, "SERVICE_UNAVAILABLE", "Authentication is unavailable; reconnect shortly.");
+			ws.close(1013, "try again later");
+		}
+	}
+
+	override async webSocketClose(ws: WebSocket): Promise<void> {
+		await this.#disconnected(ws);
+	}
+
+	override async webSocketError(ws: WebSocket): Promise<void> {
+		await this.#disconnected(ws);
+	}
+
+	async #disconnected(ws: WebSocket): Promise<void> {
+		const info = this.info(ws);
+		// Mark it so socket lists taken from now on skip it.
+		ws.serializeAttachment({ ...info, authed: false });
+		if (info?.authed) await this.onDisconnected(info as Authed);
+	}
+
+	override async alarm(): Promise<void> {
+		const now = Date.now();
+		let next: number | undefined;
+		for (const ws of this.ctx.getWebSockets()) {
+			const info = this.info(ws);
+			if (!info) continue;
+			if (!info.authed) {
+				if (now - info.connectedAt >= this.limits.AUTH_TIMEOUT_SECONDS * 1000) ws.close(CLOSE_UNAUTHORIZED, "no auth frame");
+				else next = Math.min(next ?? Number.POSITIVE_INFINITY, info.connectedAt + this.limits.AUTH_TIMEOUT_SECONDS * 1000);
+				continue;
+			}
+			const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+			const active = Math.max(info.lastActive, pinged);
+			const deadline = active + this.limits.IDLE_TIMEOUT_SECONDS * 1000;
+			if (deadline <= now) ws.close(CLOSE_IDLE, "idle");
+			else next = Math.min(next ?? Number.POSITIVE_INFINITY, deadline);
+		}
+		const wanted = await this.onAlarm();
+		if (wanted !== undefined) next = Math.min(next ?? Number.POSITIVE_INFINITY, wanted);
+		if (next !== undefined) await this.ctx.storage.setAlarm(Math.max(next, now + 1000));
+	}
+
+	/** Sets the alarm to `at` unless one is already due sooner. */
+	protected async scheduleAlarm(at: number): Promise<void> {
+		await this.#scheduleAlarm(at);
+	}
+
+	async #scheduleAlarm(at: number): Promise<void> {
+		const current = await this.ctx.storage.getAlarm();
+		if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+	}
+}
+
+/** Reads `bearer.<token>` from Sec-WebSocket-Protocol; returns the protocol the server should select. */
+export function tokenFromProtocols(header: string | null): { token: string | undefined; selected: string | undefined } {
+	const offered = (header ?? "")
+		.split(",")
+		.map((p) => p.trim())
+		.filter(Boolean);
+	const bearer = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+	const app = offered.find((p) => p === "secureconnect.v1");
+	return { token: bearer?.slice(BEARER_SUBPROTOCOL_PREFIX.length), selected: app ?? bearer };
+}
