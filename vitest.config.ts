@@ -20,7 +20,6 @@ export default defineConfig({
 				],
 				test: {
 					name: "workers",
-					silent: "passed-only",
 					include: ["workers/**/*.test.ts"],
 					globalSetup: ["./workers/test/global-setup.ts"],
 					testTimeout: 20_000,

@@ -9,9 +9,6 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.ts");
-const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-// Running .ts directly needs type stripping without a flag (Node >= 22.18).
-const canStripTypes = major > 22 || (major === 22 && minor >= 18);
 
 type Running = { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> };
 
@@ -66,7 +63,7 @@ async function waitForLine(running: Running, msg: string, timeoutMs = 15_000): P
 	throw new Error(`no "${msg}" line; got ${JSON.stringify(running.lines)}`);
 }
 
-describe.skipIf(!canStripTypes)("media node process", () => {
+describe("media node process", () => {
 	it("starts, serves /health and exits 0 on SIGTERM", async () => {
 		const running = start({ MEDIA_NODE_PORT: "0", MEDIA_WORKERS: "2", LOG_LEVEL: "info" });
 		const listening = await waitForLine(running, "media node listening");

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWsProxy, type WsProxy } from "./ws-proxy.ts";
 
-const WebSocket = createRequire(import.meta.url)("ws") as typeof import("ws");
+const { WebSocket } = createRequire(import.meta.url)("ws") as typeof import("ws");
 
 let upstream: Server;
 let upstreamPort: number;

@@ -12,9 +12,11 @@ import { requestId } from "./middleware/request-id/index.ts";
 import { API_TITLE, API_VERSION, createRouter } from "./openapi.ts";
 import { authRoutes } from "./routes/auth/index.ts";
 import { blockRoutes } from "./routes/blocks/index.ts";
+import { conversationRoutes } from "./routes/conversations/index.ts";
 import { devRoutes } from "./routes/dev/index.ts";
 import { deviceRoutes } from "./routes/devices/index.ts";
 import { friendRoutes } from "./routes/friends/index.ts";
+import { realtimeRoutes } from "./routes/realtime/index.ts";
 import { jwksRoutes, serviceRoutes } from "./routes/service/index.ts";
 import { userRoutes } from "./routes/users/index.ts";
 
@@ -83,6 +85,8 @@ export function createApp() {
 	app.route("/", friendRoutes);
 	app.route("/", blockRoutes);
 	app.route("/", deviceRoutes);
+	app.route("/", conversationRoutes);
+	app.route("/", realtimeRoutes);
 
 	app.notFound(notFoundHandler(() => app.routes));
 	app.onError(onError);

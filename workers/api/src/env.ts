@@ -1,4 +1,5 @@
 import type { ChatRoom } from "../../chat-room/src/ChatRoom.ts";
+import type { UserChannel } from "../../chat-room/src/UserChannel.ts";
 import type { NotificationJob } from "./notifications/consumer.ts";
 import type { RateLimiter } from "./rate-limit/RateLimiter.ts";
 
@@ -18,6 +19,16 @@ export interface Env {
 	SESSION_IDLE_DAYS?: string;
 	/** Seconds a just-rotated refresh token may be retried without killing the session; 0 = never. */
 	REFRESH_REUSE_GRACE_SECONDS?: string;
+	// Realtime limits (see workers/chat-room/src/limits.ts for defaults)
+	MAX_CIPHERTEXT_BYTES?: string;
+	MAX_FRAME_BYTES?: string;
+	SENDS_PER_SECOND?: string;
+	SEND_BURST?: string;
+	MAX_SOCKETS_PER_USER?: string;
+	MAX_MEMBERS?: string;
+	IDLE_TIMEOUT_SECONDS?: string;
+	AUTH_TIMEOUT_SECONDS?: string;
+	TYPING_THROTTLE_MS?: string;
 
 	// Secrets (wrangler secret put / .dev.vars)
 	JWT_SIGNING_KEYS?: string;
@@ -27,6 +38,7 @@ export interface Env {
 
 	CHAT_ROOM: DurableObjectNamespace<ChatRoom>;
 	FILES: R2Bucket;
+	USER_CHANNEL: DurableObjectNamespace<UserChannel>;
 	RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
 	NOTIFICATIONS: Queue<NotificationJob>;
 }

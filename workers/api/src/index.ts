@@ -4,6 +4,7 @@ import { rootLogger } from "./lib/logger.ts";
 import { consumeNotifications, type NotificationJob, sweepOutbox } from "./notifications/consumer.ts";
 
 export { ChatRoom } from "../../chat-room/src/ChatRoom.ts";
+export { UserChannel } from "../../chat-room/src/UserChannel.ts";
 export { RateLimiter } from "./rate-limit/RateLimiter.ts";
 
 const app = createApp();

@@ -1,13 +1,316 @@
-import { DurableObject } from "cloudflare:workers";
+import type { ClientFrame, ConversationId, HistoryPage, Member, Message, PresenceState, UserId } from "@secureconnect/protocol";
+import { HISTORY_PAGE_MAX } from "@secureconnect/protocol";
+import { newId } from "../../api/src/lib/ids.ts";
+import { base64Bytes } from "./limits.ts";
+import { MessageLog } from "./message-log.ts";
+import { type Authed, CLOSE_FORBIDDEN, SocketServer } from "./SocketServer.ts";
+
+export interface SendInput {
+	senderId: string;
+	senderDeviceId?: string | undefined;
+	clientId: string;
+	ciphertext: string;
+	kind?: Message["kind"];
+	refSeq?: number;
+}
+
+export type SendResult =
+	| { ok: true; message: Message; duplicate: boolean }
+	| { ok: false; code: "TOO_LARGE" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT"; message: string };
+
+interface MemberRow extends Record<string, SqlStorageValue> {
+	user_id: string;
+	role: string;
+	last_read: number;
+	last_seen_at: number | null;
+}
+
+/** How often disappearing messages are swept at most. */
+const RETENTION_SWEEP_MS = 60_000;
 
 /**
- * One conversation: the single writer of its message order, its sockets and
- * its presence. This first version only proves its SQLite storage answers.
+ * One conversation: the single writer of its message order. Every message is
+ * in SQLite before anyone hears of it (the runtime's output gate holds the ack
+ * and the fan-out until the write is durable).
  */
-export class ChatRoom extends DurableObject {
+export class ChatRoom extends SocketServer {
+	#log: MessageLog | undefined;
+	#members = new Map<string, { role: Member["role"]; lastRead: number; lastSeenAt: number | null }>();
+	#conversationId: ConversationId | undefined;
+	#retentionSeconds: number | null = null;
+	/** A direct conversation where one side blocks the other: nothing more may be sent. */
+	#frozen = false;
+	#lastTyping = new Map<string, number>();
+	#sendBuckets = new WeakMap<WebSocket, { tokens: number; at: number }>();
+
+	constructor(ctx: DurableObjectState, env: ConstructorParameters<typeof SocketServer>[1]) {
+		super(ctx, env);
+		ctx.blockConcurrencyWhile(async () => {
+			const sql = ctx.storage.sql;
+			sql.exec(`CREATE TABLE IF NOT EXISTS members (
+				user_id TEXT PRIMARY KEY, role TEXT NOT NULL, last_read INTEGER NOT NULL DEFAULT 0, last_seen_at INTEGER)`);
+			sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+			this.#log = new MessageLog(sql);
+			for (const row of sql.exec<MemberRow>("SELECT * FROM members")) {
+				this.#members.set(row.user_id, {
+					role: row.role as Member["role"],
+					lastRead: row.last_read,
+					lastSeenAt: row.last_seen_at,
+				});
+			}
+			for (const row of sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta")) {
+				if (row.key === "conversationId") this.#conversationId = row.value as ConversationId;
+				if (row.key === "retentionSeconds") this.#retentionSeconds = Number(row.value) || null;
+				if (row.key === "frozen") this.#frozen = row.value === "1";
+			}
+		});
+	}
+
+	get #messages(): MessageLog {
+		return this.#log as MessageLog;
+	}
+
+	// ---------------------------------------------------------------- RPC from the api
+
+	/** Replaces the member list; sockets of users no longer in it are closed at once. */
+	async syncMembers(
+		conversationId: string,
+		members: Member[],
+		retentionSeconds: number | null,
+		frozen = false,
+	): Promise<void> {
+		const sql = this.ctx.storage.sql;
+		this.#frozen = frozen;
+		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('frozen', ?)", frozen ? "1" : "0");
+		this.#conversationId = conversationId as ConversationId;
+		this.#retentionSeconds = retentionSeconds;
+		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('conversationId', ?)", conversationId);
+		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('retentionSeconds', ?)", String(retentionSeconds ?? 0));
+		const next = new Set(members.map((m) => m.userId as string));
+		for (const userId of [...this.#members.keys()]) {
+			if (next.has(userId)) continue;
+			this.#members.delete(userId);
+			sql.exec("DELETE FROM members WHERE user_id = ?", userId);
+			for (const [ws] of this.authedSockets(userId)) {
+				this.fail(ws, "FORBIDDEN", "You are no longer a member of this conversation.");
+				ws.close(CLOSE_FORBIDDEN, "removed");
+			}
+		}
+		for (const m of members) {
+			const existing = this.#members.get(m.userId);
+			this.#members.set(m.userId, { role: m.role, lastRead: existing?.lastRead ?? 0, lastSeenAt: existing?.lastSeenAt ?? null });
+			sql.exec(
+				"INSERT INTO members (user_id, role) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET role = excluded.role",
+				m.userId,
+				m.role,
+			);
+		}
+		if (retentionSeconds) await this.scheduleAlarm(Date.now() + RETENTION_SWEEP_MS);
+	}
+
+	async send(input: SendInput): Promise<SendResult> {
+		return this.#append(input);
+	}
+
+	async history(after: number, limit: number): Promise<HistoryPage> {
+		return this.#messages.range(after, Math.min(limit, HISTORY_PAGE_MAX));
+	}
+
+	async markRead(userId: string, seq: number): Promise<void> {
+		this.#markRead(userId, seq);
+	}
+
+	async state(): Promise<{ lastSeq: number; lastRead: Record<string, number> }> {
+		return {
+			lastSeq: this.#messages.lastSeq,
+			lastRead: Object.fromEntries([...this.#members].map(([id, m]) => [id, m.lastRead])),
+		};
+	}
+
 	/** Readiness probe: answers once the object's own SQLite storage responds. */
 	async ping(): Promise<{ ok: true }> {
 		this.ctx.storage.sql.exec("SELECT 1");
 		return { ok: true };
+	}
+
+	// ---------------------------------------------------------------- sockets
+
+	protected isAllowed(userId: string): boolean {
+		return this.#members.has(userId);
+	}
+
+	protected onAuthenticated(ws: WebSocket, info: Authed): void {
+		this.sendFrame(ws, { type: "ready", userId: info.userId as UserId, lastSeq: this.#messages.lastSeq });
+		// Tell the newcomer who is here, then tell everyone about the newcomer.
+		for (const userId of this.#members.keys()) {
+			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId));
+		}
+		this.broadcast(this.#presenceFrame(info.userId), ws);
+	}
+
+	protected async onFrame(ws: WebSocket, info: Authed, frame: ClientFrame): Promise<void> {
+		switch (frame.type) {
+			case "send":
+			case "edit":
+			case "delete": {
+				if (!this.#takeSendToken(ws)) {
+					return this.fail(ws, "RATE_LIMITED", `At most ${this.limits.SENDS_PER_SECOND} messages per second.`, frame.clientId);
+				}
+				const result = this.#append({
+					senderId: info.userId,
+					senderDeviceId: frame.type === "send" ? frame.senderDeviceId : undefined,
+					clientId: frame.clientId,
+					ciphertext: frame.type === "delete" ? "" : frame.ciphertext,
+					kind: frame.type === "send" ? "message" : frame.type,
+					...(frame.type !== "send" && { refSeq: frame.refSeq }),
+				});
+				if (!result.ok) return this.fail(ws, result.code, result.message, frame.clientId);
+				this.sendFrame(ws, { type: "ack", clientId: frame.clientId, seq: result.message.seq });
+				return;
+			}
+			case "resume":
+				return this.#resume(ws, frame.afterSeq);
+			case "read":
+				return this.#markRead(info.userId, frame.seq);
+			case "typing": {
+				const key = `${info.userId}:${frame.on}`;
+				const now = Date.now();
+				if (frame.on && now - (this.#lastTyping.get(key) ?? 0) < this.limits.TYPING_THROTTLE_MS) return;
+				this.#lastTyping.set(key, now);
+				return this.broadcast({ type: "typing", userId: info.userId as UserId, on: frame.on }, ws);
+			}
+			case "presence": {
+				this.setInfo(ws, { ...info, presence: frame.state });
+				return this.broadcast(this.#presenceFrame(info.userId), ws);
+			}
+		}
+	}
+
+	protected onDisconnected(info: Authed): void {
+		const member = this.#members.get(info.userId);
+		if (member && this.authedSockets(info.userId).length === 0) {
+			member.lastSeenAt = Date.now();
+			this.ctx.storage.sql.exec("UPDATE members SET last_seen_at = ? WHERE user_id = ?", member.lastSeenAt, info.userId);
+		}
+		this.broadcast(this.#presenceFrame(info.userId));
+	}
+
+	protected override onAlarm(): number | undefined {
+		if (!this.#retentionSeconds) return undefined;
+		const cutoff = Date.now() - this.#retentionSeconds * 1000;
+		const expired = this.#messages.expire(cutoff);
+		if (expired > 0) this.log.info("disappearing messages expired", { conversationId: this.#conversationId, expired });
+		const oldest = this.#messages.oldestLiveSentAt();
+		return oldest === undefined ? undefined : Math.max(oldest + this.#retentionSeconds * 1000, Date.now() + RETENTION_SWEEP_MS);
+	}
+
+	// ---------------------------------------------------------------- internals
+
+	#append(input: SendInput): SendResult {
+		if (!this.#members.has(input.senderId)) return { ok: false, code: "FORBIDDEN", message: "Not a member." };
+		if (this.#frozen) return { ok: false, code: "FORBIDDEN", message: "A block stands between the members of this conversation." };
+		const existing = this.#messages.byClientId(input.senderId, input.clientId);
+		if (existing) return { ok: true, message: existing, duplicate: true };
+		if (base64Bytes(input.ciphertext) > this.limits.MAX_CIPHERTEXT_BYTES) {
+			return { ok: false, code: "TOO_LARGE", message: `Ciphertext is limited to ${this.limits.MAX_CIPHERTEXT_BYTES} bytes.` };
+		}
+		const kind = input.kind ?? "message";
+		if (kind !== "message") {
+			const target = input.refSeq === undefined ? undefined : this.#messages.get(input.refSeq);
+			if (!target || target.kind !== "message") return { ok: false, code: "NOT_FOUND", message: "No such message." };
+			if (target.senderId !== input.senderId) {
+				return { ok: false, code: "FORBIDDEN", message: "Only the sender may edit or delete a message." };
+			}
+			if (target.deleted) return { ok: false, code: "CONFLICT", message: "The message was deleted." };
+		}
+		const message = this.#messages.append({
+			id: newId("message"),
+			senderId: input.senderId,
+			senderDeviceId: input.senderDeviceId ?? null,
+			clientId: input.clientId,
+			ciphertext: input.ciphertext,
+			kind,
+			refSeq: input.refSeq ?? null,
+		});
+		this.#markRead(input.senderId, message.seq, false);
+		this.broadcast({ type: "message", message });
+		this.ctx.waitUntil(this.#announce(message));
+		if (this.#retentionSeconds) void this.scheduleAlarm(Date.now() + this.#retentionSeconds * 1000);
+		return { ok: true, message, duplicate: false };
+	}
+
+	/** Tells each member's user channel (one socket per device for all conversations). */
+	async #announce(message: Message): Promise<void> {
+		const conversationId = this.#conversationId;
+		if (!conversationId) return;
+		await Promise.allSettled(
+			[...this.#members.keys()].map((userId) =>
+				this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId)).activity({
+					userId,
+					conversationId,
+					lastSeq: message.seq,
+					senderId: message.senderId,
+					onlineHere: this.authedSockets(userId).length > 0,
+				}),
+			),
+		);
+	}
+
+	#markRead(userId: string, seq: number, announce = true): void {
+		const member = this.#members.get(userId);
+		const bounded = Math.min(seq, this.#messages.lastSeq);
+		if (!member || bounded <= member.lastRead) return;
+		member.lastRead = bounded;
+		this.ctx.storage.sql.exec("UPDATE members SET last_read = ? WHERE user_id = ?", bounded, userId);
+		if (!announce) return;
+		this.broadcast({ type: "receipt", userId: userId as UserId, seq: bounded });
+		const conversationId = this.#conversationId;
+		if (conversationId) {
+			this.ctx.waitUntil(
+				this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId))
+					.read(userId, conversationId, bounded)
+					.catch(() => {}),
+			);
+		}
+	}
+
+	#resume(ws: WebSocket, afterSeq: number): void {
+		const from = afterSeq;
+		let cursor = afterSeq;
+		// Synchronous: no new message can interleave, so replay then live has no gap and no duplicate.
+		for (;;) {
+			const page = this.#messages.range(cursor, HISTORY_PAGE_MAX);
+			for (const message of page.messages) this.sendFrame(ws, { type: "message", message });
+			cursor = page.messages.at(-1)?.seq ?? cursor;
+			if (!page.hasMore) break;
+		}
+		this.sendFrame(ws, { type: "resumed", fromSeq: from, toSeq: cursor });
+	}
+
+	#presenceFrame(userId: string) {
+		const sockets = this.authedSockets(userId);
+		const state: PresenceState =
+			sockets.length === 0 ? "offline" : sockets.some(([, i]) => i.presence === "online") ? "online" : "away";
+		const lastSeen = this.#members.get(userId)?.lastSeenAt;
+		return {
+			type: "presence" as const,
+			userId: userId as UserId,
+			state,
+			lastSeenAt: state === "offline" && lastSeen ? new Date(lastSeen).toISOString() : null,
+		};
+	}
+
+	#takeSendToken(ws: WebSocket): boolean {
+		const now = Date.now();
+		const bucket = this.#sendBuckets.get(ws) ?? { tokens: this.limits.SEND_BURST, at: now };
+		bucket.tokens = Math.min(this.limits.SEND_BURST, bucket.tokens + ((now - bucket.at) / 1000) * this.limits.SENDS_PER_SECOND);
+		bucket.at = now;
+		if (bucket.tokens < 1) {
+			this.#sendBuckets.set(ws, bucket);
+			return false;
+		}
+		bucket.tokens -= 1;
+		this.#sendBuckets.set(ws, bucket);
+		return true;
 	}
 }

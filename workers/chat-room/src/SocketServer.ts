@@ -74,7 +74,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 		return out;
 	}
 
-	protected send(ws: WebSocket, frame: ServerFrame): void {
+	protected sendFrame(ws: WebSocket, frame: ServerFrame): void {
 		try {
 			ws.send(JSON.stringify(frame));
 		} catch {
@@ -95,7 +95,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 	}
 
 	protected fail(ws: WebSocket, code: Extract<ServerFrame, { type: "error" }>["code"], message: string, clientId?: string) {
-		this.send(ws, { type: "error", code, message, ...(clientId !== undefined && { clientId }) });
+		this.sendFrame(ws, { type: "error", code, message, ...(clientId !== undefined && { clientId }) });
 	}
 
 	protected closeUser(userId: string, code: number, reason: string): void {
@@ -161,7 +161,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 			return this.#authenticateFrame(ws, info, parsed.token);
 		}
 		this.setInfo(ws, info);
-		if (parsed.type === "ping") return this.send(ws, { type: "pong" });
+		if (parsed.type === "ping") return this.sendFrame(ws, { type: "pong" });
 		if (parsed.type === "auth") return;
 		await this.onFrame(ws, info as Authed, parsed);
 	}

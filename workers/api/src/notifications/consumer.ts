@@ -8,7 +8,16 @@ import type { EmailJob } from "../email/outbox.ts";
 import type { Env } from "../env.ts";
 import { rootLogger } from "../lib/logger.ts";
 
-export type NotificationJob = EmailJob;
+/** A new message for a user with no open socket: where to look, never what it says. */
+export interface PushJob {
+	kind: "push";
+	userId: string;
+	conversationId: string;
+	seq: number;
+	requestId: string;
+}
+
+export type NotificationJob = EmailJob | PushJob;
 
 /** Emails still unsent after this long are enqueued again by the scheduled sweep. */
 export const OUTBOX_SWEEP_AFTER_MS = 2 * 60_000;
@@ -24,11 +33,18 @@ export async function consumeNotifications(batch: MessageBatch<NotificationJob>,
 				job: message.body.kind,
 				messageId: message.id,
 			});
+			const job = message.body;
+			if (job.kind === "push") {
+				// Devices register push subscriptions with the notifications API; none exist for this user yet.
+				log.debug("push job: no push subscriptions registered", { userId: job.userId });
+				message.ack();
+				continue;
+			}
 			try {
 				const [email] = await handle.db
 					.select()
 					.from(outboundEmails)
-					.where(eq(outboundEmails.id, message.body.emailId));
+					.where(eq(outboundEmails.id, job.emailId));
 				if (!email || email.sentAt) {
 					message.ack();
 					continue;

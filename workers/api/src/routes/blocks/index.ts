@@ -4,6 +4,7 @@ import { and, eq, or } from "drizzle-orm";
 import { z } from "zod";
 import { getUser, toPublicUser } from "../../accounts/users.ts";
 import { blocks, friendRequests, friendships, users } from "../../db/schema.ts";
+import { resyncDirect } from "../../conversations/service.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { authed, createRouter, errorResponses, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 
@@ -66,6 +67,7 @@ export const blockRoutes = createRouter()
 					and(eq(friendRequests.fromUserId, userId), eq(friendRequests.toUserId, me)),
 				),
 			);
+		await resyncDirect(db, c.env, me, userId);
 		return c.body(null, 204);
 	})
 	.openapi(remove, async (c) => {
@@ -74,5 +76,6 @@ export const blockRoutes = createRouter()
 			.where(and(eq(blocks.blockerId, c.var.auth.userId), eq(blocks.blockedId, c.req.valid("param").userId)))
 			.returning();
 		if (!row) throw new ApiError(404, "NOT_FOUND", "You do not block this user.");
+		await resyncDirect(c.var.db, c.env, c.var.auth.userId, row.blockedId);
 		return c.body(null, 204);
 	});
