@@ -73,20 +73,31 @@ export async function benchAccounts(quick: boolean, dataDir: string, port: numbe
 		const api = `http://127.0.0.1:${port}`;
 		if (!(await waitForHttp(`${api}/health`, 60_000))) throw new Error("api did not start");
 		const id = Date.now().toString(36);
-		const body = { email: `bench-${id}@example.test`, password: "benchmark passphrase 42", handle: `bench_${id}`, displayName: "Bench" };
+		const body = {
+			email: `bench-${id}@example.test`,
+			password: "benchmark passphrase 42",
+			handle: `bench_${id}`,
+			displayName: "Bench",
+		};
 		const post = (path: string, payload: unknown) =>
-			fetch(`${api}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(payload) });
+			fetch(`${api}${path}`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify(payload),
+			});
 		if (!(await post("/v1/auth/register", body)).ok) throw new Error("bench register failed");
 		const login = (await (await post("/v1/auth/login", { email: body.email, password: body.password })).json()) as {
 			accessToken: string;
 		};
 		const headers = { authorization: `Bearer ${login.accessToken}` };
 		const total = quick ? 500 : 3000;
-		const get = (path: string, h: Record<string, string> = {}) => async () => {
-			const res = await fetch(`${api}${path}`, { headers: h });
-			await res.arrayBuffer();
-			if (!res.ok) throw new Error(`${path} answered ${res.status}`);
-		};
+		const get =
+			(path: string, h: Record<string, string> = {}) =>
+			async () => {
+				const res = await fetch(`${api}${path}`, { headers: h });
+				await res.arrayBuffer();
+				if (!res.ok) throw new Error(`${path} answered ${res.status}`);
+			};
 		await loadTest(200, 100, get("/v1/users/me", headers)); // warm up
 		const health = summarize(await loadTest(total, 100, get("/health")));
 		const me = summarize(await loadTest(total, 100, get("/v1/users/me", headers)));

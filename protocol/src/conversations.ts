@@ -51,19 +51,34 @@ export const CreateConversationRequest = z
 export const UpdateConversationRequest = z
 	.object({
 		title: Title.optional(),
-		retentionSeconds: z.number().int().min(60).max(365 * 86_400).nullable().optional(),
+		retentionSeconds: z
+			.number()
+			.int()
+			.min(60)
+			.max(365 * 86_400)
+			.nullable()
+			.optional(),
 	})
 	.refine((v) => v.title !== undefined || v.retentionSeconds !== undefined, "nothing to update");
 
-export const AddMembersRequest = z.object({
-	userIds: z.array(UserId).min(1).max(100).optional(),
-	userId: UserId.optional(),
-	role: z.enum(["admin", "member"]).optional(),
-}).refine((v) => v.userIds !== undefined || v.userId !== undefined, "give userId or userIds");
+export const AddMembersRequest = z
+	.object({
+		userIds: z.array(UserId).min(1).max(100).optional(),
+		userId: UserId.optional(),
+		role: z.enum(["admin", "member"]).optional(),
+	})
+	.refine((v) => v.userIds !== undefined || v.userId !== undefined, "give userId or userIds");
 
 /** Base64 of opaque bytes; the server checks only its size. */
-export const Ciphertext = z.string().min(1).regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64");
-export const ClientId = z.string().min(1).max(64).regex(/^[A-Za-z0-9._:-]+$/, "letters, digits and . _ : - only");
+export const Ciphertext = z
+	.string()
+	.min(1)
+	.regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64");
+export const ClientId = z
+	.string()
+	.min(1)
+	.max(64)
+	.regex(/^[A-Za-z0-9._:-]+$/, "letters, digits and . _ : - only");
 
 export const MessageKind = z.enum(["message", "edit", "delete"]);
 

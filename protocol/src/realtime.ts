@@ -1,6 +1,6 @@
 // WebSocket frames (JSON text) of the conversation socket and the user channel.
 import { z } from "zod";
-import { Ciphertext, ClientId, ConversationId, Message, MemberRole } from "./conversations.ts";
+import { Ciphertext, ClientId, ConversationId, MemberRole, Message } from "./conversations.ts";
 import { DeviceId, UserId } from "./ids.ts";
 
 export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";
@@ -12,8 +12,18 @@ export type PresenceState = z.infer<typeof PresenceState>;
 
 export const ClientFrame = z.discriminatedUnion("type", [
 	z.object({ type: z.literal("auth"), token: z.string().min(10).max(4096) }),
-	z.object({ type: z.literal("send"), clientId: ClientId, ciphertext: Ciphertext, senderDeviceId: DeviceId.optional() }),
-	z.object({ type: z.literal("edit"), clientId: ClientId, refSeq: z.number().int().positive(), ciphertext: Ciphertext }),
+	z.object({
+		type: z.literal("send"),
+		clientId: ClientId,
+		ciphertext: Ciphertext,
+		senderDeviceId: DeviceId.optional(),
+	}),
+	z.object({
+		type: z.literal("edit"),
+		clientId: ClientId,
+		refSeq: z.number().int().positive(),
+		ciphertext: Ciphertext,
+	}),
 	z.object({ type: z.literal("delete"), clientId: ClientId, refSeq: z.number().int().positive() }),
 	z.object({ type: z.literal("resume"), afterSeq: z.number().int().min(0) }),
 	z.object({ type: z.literal("read"), seq: z.number().int().min(0) }),
@@ -47,10 +57,20 @@ export const ServerFrame = z.discriminatedUnion("type", [
 		lastSeenAt: z.iso.datetime().nullable(),
 	}),
 	z.object({ type: z.literal("resumed"), fromSeq: z.number().int(), toSeq: z.number().int() }),
-	z.object({ type: z.literal("error"), code: z.enum(SOCKET_ERROR_CODES), message: z.string(), clientId: ClientId.optional() }),
+	z.object({
+		type: z.literal("error"),
+		code: z.enum(SOCKET_ERROR_CODES),
+		message: z.string(),
+		clientId: ClientId.optional(),
+	}),
 	z.object({ type: z.literal("pong") }),
 	// user channel
-	z.object({ type: z.literal("activity"), conversationId: ConversationId, lastSeq: z.number().int(), unread: z.number().int() }),
+	z.object({
+		type: z.literal("activity"),
+		conversationId: ConversationId,
+		lastSeq: z.number().int(),
+		unread: z.number().int(),
+	}),
 	z.object({
 		type: z.literal("membership"),
 		conversationId: ConversationId,

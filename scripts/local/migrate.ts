@@ -37,6 +37,10 @@ if (import.meta.main) {
 		process.exit(2);
 	}
 	const { join } = await import("node:path");
-	await migrate({ databaseUrl, wsProxy: process.env.DB_WS_PROXY, migrationsDir: join(import.meta.dirname, "../../migrations") });
+	await migrate({
+		databaseUrl,
+		wsProxy: process.env.DB_WS_PROXY,
+		migrationsDir: join(import.meta.dirname, "../../migrations"),
+	});
 	console.log("migrations applied");
 }

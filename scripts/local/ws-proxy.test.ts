@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
-import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWsProxy, type WsProxy } from "./ws-proxy.ts";
 

@@ -1,4 +1,12 @@
-import type { ClientFrame, ConversationId, HistoryPage, Member, Message, PresenceState, UserId } from "@secureconnect/protocol";
+import type {
+	ClientFrame,
+	ConversationId,
+	HistoryPage,
+	Member,
+	Message,
+	PresenceState,
+	UserId,
+} from "@secureconnect/protocol";
 import { HISTORY_PAGE_MAX } from "@secureconnect/protocol";
 import { newId } from "../../api/src/lib/ids.ts";
 import { base64Bytes } from "./limits.ts";
@@ -98,7 +106,11 @@ export class ChatRoom extends SocketServer {
 		}
 		for (const m of members) {
 			const existing = this.#members.get(m.userId);
-			this.#members.set(m.userId, { role: m.role, lastRead: existing?.lastRead ?? 0, lastSeenAt: existing?.lastSeenAt ?? null });
+			this.#members.set(m.userId, {
+				role: m.role,
+				lastRead: existing?.lastRead ?? 0,
+				lastSeenAt: existing?.lastSeenAt ?? null,
+			});
 			sql.exec(
 				"INSERT INTO members (user_id, role) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET role = excluded.role",
 				m.userId,
@@ -154,7 +166,12 @@ export class ChatRoom extends SocketServer {
 			case "edit":
 			case "delete": {
 				if (!this.#takeSendToken(ws)) {
-					return this.fail(ws, "RATE_LIMITED", `At most ${this.limits.SENDS_PER_SECOND} messages per second.`, frame.clientId);
+					return this.fail(
+						ws,
+						"RATE_LIMITED",
+						`At most ${this.limits.SENDS_PER_SECOND} messages per second.`,
+						frame.clientId,
+					);
 				}
 				const result = this.#append({
 					senderId: info.userId,
@@ -190,7 +207,11 @@ export class ChatRoom extends SocketServer {
 		const member = this.#members.get(info.userId);
 		if (member && this.authedSockets(info.userId).length === 0) {
 			member.lastSeenAt = Date.now();
-			this.ctx.storage.sql.exec("UPDATE members SET last_seen_at = ? WHERE user_id = ?", member.lastSeenAt, info.userId);
+			this.ctx.storage.sql.exec(
+				"UPDATE members SET last_seen_at = ? WHERE user_id = ?",
+				member.lastSeenAt,
+				info.userId,
+			);
 		}
 		this.broadcast(this.#presenceFrame(info.userId));
 	}
@@ -201,18 +222,25 @@ export class ChatRoom extends SocketServer {
 		const expired = this.#messages.expire(cutoff);
 		if (expired > 0) this.log.info("disappearing messages expired", { conversationId: this.#conversationId, expired });
 		const oldest = this.#messages.oldestLiveSentAt();
-		return oldest === undefined ? undefined : Math.max(oldest + this.#retentionSeconds * 1000, Date.now() + RETENTION_SWEEP_MS);
+		return oldest === undefined
+			? undefined
+			: Math.max(oldest + this.#retentionSeconds * 1000, Date.now() + RETENTION_SWEEP_MS);
 	}
 
 	// ---------------------------------------------------------------- internals
 
 	#append(input: SendInput): SendResult {
 		if (!this.#members.has(input.senderId)) return { ok: false, code: "FORBIDDEN", message: "Not a member." };
-		if (this.#frozen) return { ok: false, code: "FORBIDDEN", message: "A block stands between the members of this conversation." };
+		if (this.#frozen)
+			return { ok: false, code: "FORBIDDEN", message: "A block stands between the members of this conversation." };
 		const existing = this.#messages.byClientId(input.senderId, input.clientId);
 		if (existing) return { ok: true, message: existing, duplicate: true };
 		if (base64Bytes(input.ciphertext) > this.limits.MAX_CIPHERTEXT_BYTES) {
-			return { ok: false, code: "TOO_LARGE", message: `Ciphertext is limited to ${this.limits.MAX_CIPHERTEXT_BYTES} bytes.` };
+			return {
+				ok: false,
+				code: "TOO_LARGE",
+				message: `Ciphertext is limited to ${this.limits.MAX_CIPHERTEXT_BYTES} bytes.`,
+			};
 		}
 		const kind = input.kind ?? "message";
 		if (kind !== "message") {
@@ -303,7 +331,10 @@ export class ChatRoom extends SocketServer {
 	#takeSendToken(ws: WebSocket): boolean {
 		const now = Date.now();
 		const bucket = this.#sendBuckets.get(ws) ?? { tokens: this.limits.SEND_BURST, at: now };
-		bucket.tokens = Math.min(this.limits.SEND_BURST, bucket.tokens + ((now - bucket.at) / 1000) * this.limits.SENDS_PER_SECOND);
+		bucket.tokens = Math.min(
+			this.limits.SEND_BURST,
+			bucket.tokens + ((now - bucket.at) / 1000) * this.limits.SENDS_PER_SECOND,
+		);
 		bucket.at = now;
 		if (bucket.tokens < 1) {
 			this.#sendBuckets.set(ws, bucket);

@@ -1,8 +1,9 @@
 // Base for the Durable Objects that hold WebSockets: hibernatable accept,
 // authentication (pre-checked by the api, or a first `auth` frame), frame
 // parsing, heartbeat and idle close. Subclasses implement the hooks.
-import { BEARER_SUBPROTOCOL_PREFIX, ClientFrame, type ServerFrame } from "@secureconnect/protocol";
+
 import { DurableObject } from "cloudflare:workers";
+import { BEARER_SUBPROTOCOL_PREFIX, ClientFrame, type ServerFrame } from "@secureconnect/protocol";
 import { authenticate } from "../../api/src/auth/authenticate.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
 import { openDatabase } from "../../api/src/db/client.ts";
@@ -94,7 +95,12 @@ export abstract class SocketServer extends DurableObject<Env> {
 		}
 	}
 
-	protected fail(ws: WebSocket, code: Extract<ServerFrame, { type: "error" }>["code"], message: string, clientId?: string) {
+	protected fail(
+		ws: WebSocket,
+		code: Extract<ServerFrame, { type: "error" }>["code"],
+		message: string,
+		clientId?: string,
+	) {
 		this.sendFrame(ws, { type: "error", code, message, ...(clientId !== undefined && { clientId }) });
 	}
 
@@ -124,7 +130,9 @@ export abstract class SocketServer extends DurableObject<Env> {
 			presence: "online",
 		};
 		this.setInfo(server, info);
-		await this.#scheduleAlarm(now + (info.authed ? this.limits.IDLE_TIMEOUT_SECONDS : this.limits.AUTH_TIMEOUT_SECONDS) * 1000);
+		await this.#scheduleAlarm(
+			now + (info.authed ? this.limits.IDLE_TIMEOUT_SECONDS : this.limits.AUTH_TIMEOUT_SECONDS) * 1000,
+		);
 		if (info.authed) await this.onAuthenticated(server, info as Authed);
 		const protocol = request.headers.get(PROTOCOL_HEADER);
 		return new Response(null, {
@@ -146,7 +154,11 @@ export abstract class SocketServer extends DurableObject<Env> {
 			const result = ClientFrame.safeParse(JSON.parse(message));
 			if (!result.success) {
 				const issue = result.error.issues[0];
-				return this.fail(ws, "BAD_FRAME", `Invalid frame: ${issue?.path.join(".") || "type"} ${issue?.message ?? ""}`.trim());
+				return this.fail(
+					ws,
+					"BAD_FRAME",
+					`Invalid frame: ${issue?.path.join(".") || "type"} ${issue?.message ?? ""}`.trim(),
+				);
 			}
 			parsed = result.data;
 		} catch {
@@ -155,7 +167,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 		info.lastActive = Date.now();
 		if (!info.authed) {
 			if (parsed.type !== "auth") {
-				this.fail(ws, "UNAUTHORIZED", "Authenticate first: send {type:\"auth\", token}.");
+				this.fail(ws, "UNAUTHORIZED", 'Authenticate first: send {type:"auth", token}.');
 				return ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
 			}
 			return this.#authenticateFrame(ws, info, parsed.token);
@@ -220,8 +232,10 @@ export abstract class SocketServer extends DurableObject<Env> {
 			const info = this.info(ws);
 			if (!info) continue;
 			if (!info.authed) {
-				if (now - info.connectedAt >= this.limits.AUTH_TIMEOUT_SECONDS * 1000) ws.close(CLOSE_UNAUTHORIZED, "no auth frame");
-				else next = Math.min(next ?? Number.POSITIVE_INFINITY, info.connectedAt + this.limits.AUTH_TIMEOUT_SECONDS * 1000);
+				if (now - info.connectedAt >= this.limits.AUTH_TIMEOUT_SECONDS * 1000)
+					ws.close(CLOSE_UNAUTHORIZED, "no auth frame");
+				else
+					next = Math.min(next ?? Number.POSITIVE_INFINITY, info.connectedAt + this.limits.AUTH_TIMEOUT_SECONDS * 1000);
 				continue;
 			}
 			const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;

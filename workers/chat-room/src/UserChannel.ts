@@ -45,7 +45,9 @@ export class UserChannel extends SocketServer {
 
 	#cursor(conversationId: string): Cursor {
 		return (
-			this.ctx.storage.sql.exec<Cursor>("SELECT * FROM cursors WHERE conversation_id = ?", conversationId).toArray()[0] ?? {
+			this.ctx.storage.sql
+				.exec<Cursor>("SELECT * FROM cursors WHERE conversation_id = ?", conversationId)
+				.toArray()[0] ?? {
 				conversation_id: conversationId,
 				last_seq: 0,
 				last_read: 0,

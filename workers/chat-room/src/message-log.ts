@@ -97,7 +97,12 @@ export class MessageLog {
 			entry.refSeq,
 		);
 		if (entry.kind === "edit" && entry.refSeq !== null) {
-			this.#sql.exec("UPDATE messages SET ciphertext = ?, edited_at = ? WHERE seq = ?", entry.ciphertext, now, entry.refSeq);
+			this.#sql.exec(
+				"UPDATE messages SET ciphertext = ?, edited_at = ? WHERE seq = ?",
+				entry.ciphertext,
+				now,
+				entry.refSeq,
+			);
 		}
 		if (entry.kind === "delete" && entry.refSeq !== null) {
 			this.#sql.exec("UPDATE messages SET ciphertext = '', deleted = 1 WHERE seq = ?", entry.refSeq);

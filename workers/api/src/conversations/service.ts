@@ -66,9 +66,10 @@ export async function conversationForMember(
 /** Pushes the current member list to the room: sockets of removed members close at once. */
 export async function syncRoom(env: Env, row: ConversationRow, members: Member[], db?: Database): Promise<void> {
 	const [a, b] = members;
-	const frozen = row.type === "direct" && db !== undefined && a !== undefined && b !== undefined
-		? await isBlockedEitherWay(db, a.userId, b.userId)
-		: false;
+	const frozen =
+		row.type === "direct" && db !== undefined && a !== undefined && b !== undefined
+			? await isBlockedEitherWay(db, a.userId, b.userId)
+			: false;
 	await callRoom("conversation room", roomOf(env, row.id).syncMembers(row.id, members, row.retentionSeconds, frozen));
 }
 
@@ -104,5 +105,6 @@ export async function assertReachable(db: Database, actorId: string, userIds: st
 }
 
 export async function assertNotBlocked(db: Database, a: string, b: string): Promise<void> {
-	if (await isBlockedEitherWay(db, a, b)) throw new ApiError(403, "BLOCKED", "A block stands between you and this user.");
+	if (await isBlockedEitherWay(db, a, b))
+		throw new ApiError(403, "BLOCKED", "A block stands between you and this user.");
 }

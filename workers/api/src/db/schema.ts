@@ -190,8 +190,5 @@ export const conversationMembers = pgTable(
 		role: text("role", { enum: ["owner", "admin", "member"] }).notNull(),
 		joinedAt: timestamp("joined_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
 	},
-	(t) => [
-		primaryKey({ columns: [t.conversationId, t.userId] }),
-		index("conversation_members_user_idx").on(t.userId),
-	],
+	(t) => [primaryKey({ columns: [t.conversationId, t.userId] }), index("conversation_members_user_idx").on(t.userId)],
 );

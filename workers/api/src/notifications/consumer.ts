@@ -41,10 +41,7 @@ export async function consumeNotifications(batch: MessageBatch<NotificationJob>,
 				continue;
 			}
 			try {
-				const [email] = await handle.db
-					.select()
-					.from(outboundEmails)
-					.where(eq(outboundEmails.id, job.emailId));
+				const [email] = await handle.db.select().from(outboundEmails).where(eq(outboundEmails.id, job.emailId));
 				if (!email || email.sentAt) {
 					message.ack();
 					continue;

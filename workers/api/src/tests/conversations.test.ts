@@ -9,10 +9,16 @@ describe("conversations", () => {
 	it("a direct conversation between two users is unique", async () => {
 		const a = await signUp();
 		const b = await signUp();
-		const first = await call<{ conversation: Conv }>("/v1/conversations", { token: a.accessToken, body: { type: "direct", memberIds: [b.id] } });
+		const first = await call<{ conversation: Conv }>("/v1/conversations", {
+			token: a.accessToken,
+			body: { type: "direct", memberIds: [b.id] },
+		});
 		expect(first.status).toBe(201);
 		expect(first.body.conversation.members.map((m) => m.userId).sort()).toEqual([a.id, b.id].sort());
-		const again = await call<{ conversation: Conv }>("/v1/conversations", { token: b.accessToken, body: { type: "direct", memberIds: [a.id] } });
+		const again = await call<{ conversation: Conv }>("/v1/conversations", {
+			token: b.accessToken,
+			body: { type: "direct", memberIds: [a.id] },
+		});
 		expect(again.status).toBe(200);
 		expect(again.body.conversation.id).toBe(first.body.conversation.id);
 	});
@@ -20,7 +26,10 @@ describe("conversations", () => {
 	it("a block refuses a new direct conversation and freezes an existing one", async () => {
 		const a = await signUp();
 		const b = await signUp();
-		const conv = await call<{ conversation: Conv }>("/v1/conversations", { token: a.accessToken, body: { type: "direct", memberIds: [b.id] } });
+		const conv = await call<{ conversation: Conv }>("/v1/conversations", {
+			token: a.accessToken,
+			body: { type: "direct", memberIds: [b.id] },
+		});
 		await call(`/v1/blocks/${a.id}`, { method: "PUT", token: b.accessToken });
 		const send = await call<ErrorReply>(`/v1/conversations/${conv.body.conversation.id}/messages`, {
 			token: a.accessToken,
@@ -29,10 +38,16 @@ describe("conversations", () => {
 		expect(send.status).toBe(403);
 		const c = await signUp();
 		await call(`/v1/blocks/${c.id}`, { method: "PUT", token: a.accessToken });
-		const refused = await call<ErrorReply>("/v1/conversations", { token: c.accessToken, body: { type: "direct", memberIds: [a.id] } });
+		const refused = await call<ErrorReply>("/v1/conversations", {
+			token: c.accessToken,
+			body: { type: "direct", memberIds: [a.id] },
+		});
 		expect(refused.status).toBe(403);
 		expect(refused.body.error.code).toBe("BLOCKED");
-		const group = await call<ErrorReply>("/v1/conversations", { token: c.accessToken, body: { type: "group", memberIds: [a.id] } });
+		const group = await call<ErrorReply>("/v1/conversations", {
+			token: c.accessToken,
+			body: { type: "group", memberIds: [a.id] },
+		});
 		expect(group.status).toBe(403);
 		await call(`/v1/blocks/${a.id}`, { method: "DELETE", token: b.accessToken });
 		const thawed = await call(`/v1/conversations/${conv.body.conversation.id}/messages`, {
@@ -56,19 +71,30 @@ describe("conversations", () => {
 			]),
 		);
 		expect((await call(`/v1/conversations/${id}`, { token: outsider.accessToken })).status).toBe(404);
-		expect((await call(`/v1/conversations/${id}`, { method: "PATCH", token: m1.accessToken, body: { title: "X" } })).status).toBe(403);
+		expect(
+			(await call(`/v1/conversations/${id}`, { method: "PATCH", token: m1.accessToken, body: { title: "X" } })).status,
+		).toBe(403);
 		const renamed = await call<{ conversation: Conv }>(`/v1/conversations/${id}`, {
 			method: "PATCH",
 			token: owner.accessToken,
 			body: { title: "Renamed" },
 		});
 		expect(renamed.body.conversation.title).toBe("Renamed");
-		expect((await call(`/v1/conversations/${id}/members`, { token: m1.accessToken, body: { userId: m2.id } })).status).toBe(403);
-		const added = await call<{ conversation: Conv }>(`/v1/conversations/${id}/members`, { token: owner.accessToken, body: { userId: m2.id } });
+		expect(
+			(await call(`/v1/conversations/${id}/members`, { token: m1.accessToken, body: { userId: m2.id } })).status,
+		).toBe(403);
+		const added = await call<{ conversation: Conv }>(`/v1/conversations/${id}/members`, {
+			token: owner.accessToken,
+			body: { userId: m2.id },
+		});
 		expect(added.status).toBe(201);
 		expect(added.body.conversation.members).toHaveLength(3);
-		expect((await call(`/v1/conversations/${id}/members/${m2.id}`, { method: "DELETE", token: m1.accessToken })).status).toBe(403);
-		expect((await call(`/v1/conversations/${id}/members/${m1.id}`, { method: "DELETE", token: m1.accessToken })).status).toBe(204);
+		expect(
+			(await call(`/v1/conversations/${id}/members/${m2.id}`, { method: "DELETE", token: m1.accessToken })).status,
+		).toBe(403);
+		expect(
+			(await call(`/v1/conversations/${id}/members/${m1.id}`, { method: "DELETE", token: m1.accessToken })).status,
+		).toBe(204);
 		expect((await call(`/v1/conversations/${id}`, { token: m1.accessToken })).status).toBe(404);
 		expect((await call(`/v1/conversations/${id}/messages`, { token: m1.accessToken })).status).toBe(404);
 	});
@@ -78,17 +104,27 @@ describe("conversations", () => {
 		const b = await signUp();
 		const id = await createGroup(a.accessToken, [b.id]);
 		for (const n of [1, 2, 3]) {
-			await call(`/v1/conversations/${id}/messages`, { token: a.accessToken, body: { clientId: `m${n}`, ciphertext: b64(`msg ${n}`) } });
+			await call(`/v1/conversations/${id}/messages`, {
+				token: a.accessToken,
+				body: { clientId: `m${n}`, ciphertext: b64(`msg ${n}`) },
+			});
 		}
-		const listB = await call<{ conversations: Array<Json & { lastSeq: number; unread: number }> }>("/v1/conversations", {
-			token: b.accessToken,
-		});
+		const listB = await call<{ conversations: Array<Json & { lastSeq: number; unread: number }> }>(
+			"/v1/conversations",
+			{
+				token: b.accessToken,
+			},
+		);
 		const entry = listB.body.conversations.find((c) => c.id === id);
 		expect(entry).toMatchObject({ lastSeq: 3, unread: 3 });
 		expect((await call(`/v1/conversations/${id}/read`, { token: b.accessToken, body: { seq: 2 } })).status).toBe(204);
-		const after = await call<{ conversations: Array<Json & { unread: number }> }>("/v1/conversations", { token: b.accessToken });
+		const after = await call<{ conversations: Array<Json & { unread: number }> }>("/v1/conversations", {
+			token: b.accessToken,
+		});
 		expect(after.body.conversations.find((c) => c.id === id)?.unread).toBe(1);
-		const listA = await call<{ conversations: Array<Json & { unread: number }> }>("/v1/conversations", { token: a.accessToken });
+		const listA = await call<{ conversations: Array<Json & { unread: number }> }>("/v1/conversations", {
+			token: a.accessToken,
+		});
 		expect(listA.body.conversations.find((c) => c.id === id)?.unread).toBe(0);
 	});
 });
@@ -111,16 +147,25 @@ describe("messages over REST", () => {
 		expect(dup.body.message.seq).toBe(1);
 		expect(dup.body.message.id).toBe(first.body.message.id);
 		for (let i = 2; i <= 5; i++) {
-			await call(`/v1/conversations/${id}/messages`, { token: b.accessToken, body: { clientId: `b${i}`, ciphertext: b64(`m${i}`) } });
+			await call(`/v1/conversations/${id}/messages`, {
+				token: b.accessToken,
+				body: { clientId: `b${i}`, ciphertext: b64(`m${i}`) },
+			});
 		}
-		const page = await call<{ messages: Array<{ seq: number }>; hasMore: boolean }>(`/v1/conversations/${id}/messages?after=1&limit=2`, {
-			token: a.accessToken,
-		});
+		const page = await call<{ messages: Array<{ seq: number }>; hasMore: boolean }>(
+			`/v1/conversations/${id}/messages?after=1&limit=2`,
+			{
+				token: a.accessToken,
+			},
+		);
 		expect(page.body.messages.map((m) => m.seq)).toEqual([2, 3]);
 		expect(page.body.hasMore).toBe(true);
-		const rest = await call<{ messages: Array<{ seq: number }>; hasMore: boolean }>(`/v1/conversations/${id}/messages?after=3`, {
-			token: a.accessToken,
-		});
+		const rest = await call<{ messages: Array<{ seq: number }>; hasMore: boolean }>(
+			`/v1/conversations/${id}/messages?after=3`,
+			{
+				token: a.accessToken,
+			},
+		);
 		expect(rest.body.messages.map((m) => m.seq)).toEqual([4, 5]);
 		expect(rest.body.hasMore).toBe(false);
 	});

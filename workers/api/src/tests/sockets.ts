@@ -69,9 +69,11 @@ export class TestSocket {
 				.slice(from)
 				.find((f): f is Extract<Frame, { type: T }> => f.type === type && predicate(f as Extract<Frame, { type: T }>));
 			if (found) return found;
-			if (this.closed) throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) before a ${type} frame`);
+			if (this.closed)
+				throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) before a ${type} frame`);
 			const left = deadline - Date.now();
-			if (left <= 0) throw new Error(`no ${type} frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`);
+			if (left <= 0)
+				throw new Error(`no ${type} frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`);
 			await new Promise<void>((resolve) => {
 				const timer = setTimeout(resolve, left);
 				this.#waiters.push(() => {
@@ -98,7 +100,9 @@ export class TestSocket {
 	}
 
 	messages(): Array<Extract<Frame, { type: "message" }>["message"]> {
-		return this.frames.filter((f) => f.type === "message").map((f) => (f as Extract<Frame, { type: "message" }>).message);
+		return this.frames
+			.filter((f) => f.type === "message")
+			.map((f) => (f as Extract<Frame, { type: "message" }>).message);
 	}
 }
 

@@ -58,7 +58,10 @@ const list = createRoute({
 	tags,
 	summary: "The caller's conversations with lastSeq and unread counts",
 	...authed,
-	responses: { 200: jsonResponse(z.object({ conversations: z.array(ConversationSummary) }), "Conversations"), ...errorResponses(401) },
+	responses: {
+		200: jsonResponse(z.object({ conversations: z.array(ConversationSummary) }), "Conversations"),
+		...errorResponses(401),
+	},
 });
 const get = createRoute({
 	method: "get",
@@ -112,7 +115,10 @@ const post = createRoute({
 	summary: "Send a message; the same clientId again returns the same message",
 	...authed,
 	request: { params: IdParam, body: jsonBody(SendMessageRequest) },
-	responses: { 201: jsonResponse(z.object({ message: Message }), "Stored"), ...errorResponses(400, 401, 403, 404, 413) },
+	responses: {
+		201: jsonResponse(z.object({ message: Message }), "Stored"),
+		...errorResponses(400, 401, 403, 404, 413),
+	},
 });
 const read = createRoute({
 	method: "post",
@@ -136,7 +142,8 @@ export const conversationRoutes = createRouter()
 		const others = [...new Set(body.memberIds.filter((id) => id !== me))];
 		const limits = realtimeLimits(c.env as unknown as Record<string, string>);
 		if (body.type === "direct") {
-			if (others.length !== 1) throw new ApiError(400, "VALIDATION_FAILED", "A direct conversation has exactly one other member.");
+			if (others.length !== 1)
+				throw new ApiError(400, "VALIDATION_FAILED", "A direct conversation has exactly one other member.");
 			const other = others[0] as UserId;
 			await assertReachable(db, me, [other]);
 			const directKey = [me, other].sort().join(":");
@@ -158,7 +165,12 @@ export const conversationRoutes = createRouter()
 			];
 			await db.insert(conversationMembers).values(members.map((m) => ({ ...m, conversationId: row.id })));
 			await syncRoom(c.env, row, members, db);
-			await notifyUsers(c.env, [other], { type: "membership", conversationId: row.id as ConversationId, change: "added", userId: other });
+			await notifyUsers(c.env, [other], {
+				type: "membership",
+				conversationId: row.id as ConversationId,
+				change: "added",
+				userId: other,
+			});
 			return c.json({ conversation: toConversation(row, members) }, 201);
 		}
 		if (others.length + 1 > limits.MAX_MEMBERS) {
@@ -176,11 +188,12 @@ export const conversationRoutes = createRouter()
 		];
 		await db.insert(conversationMembers).values(members.map((m) => ({ ...m, conversationId: row.id })));
 		await syncRoom(c.env, row, members, db);
-		await notifyUsers(
-			c.env,
-			others,
-			{ type: "membership", conversationId: row.id as ConversationId, change: "added", userId: me },
-		);
+		await notifyUsers(c.env, others, {
+			type: "membership",
+			conversationId: row.id as ConversationId,
+			change: "added",
+			userId: me,
+		});
 		return c.json({ conversation: toConversation(row, members) }, 201);
 	})
 	.openapi(list, async (c) => {
@@ -244,7 +257,8 @@ export const conversationRoutes = createRouter()
 		const body = c.req.valid("json");
 		const db = c.var.db;
 		const { row, members, role } = await conversationForMember(db, c.req.valid("param").id, c.var.auth.userId);
-		if (row.type === "direct") throw new ApiError(400, "BAD_REQUEST", "Members of a direct conversation cannot change.");
+		if (row.type === "direct")
+			throw new ApiError(400, "BAD_REQUEST", "Members of a direct conversation cannot change.");
 		requireAdmin(role);
 		const wanted = [...new Set([...(body.userIds ?? []), ...(body.userId ? [body.userId] : [])])].filter(
 			(id) => !members.some((m) => m.userId === id),
@@ -275,7 +289,8 @@ export const conversationRoutes = createRouter()
 		const me = c.var.auth.userId;
 		const { id, userId } = c.req.valid("param");
 		const { row, members, role } = await conversationForMember(db, id, me);
-		if (row.type === "direct") throw new ApiError(400, "BAD_REQUEST", "Members of a direct conversation cannot change.");
+		if (row.type === "direct")
+			throw new ApiError(400, "BAD_REQUEST", "Members of a direct conversation cannot change.");
 		const target = members.find((m) => m.userId === userId);
 		if (!target) throw new ApiError(404, "NOT_FOUND", "Not a member.");
 		if (userId !== me) {
@@ -303,12 +318,15 @@ export const conversationRoutes = createRouter()
 			await db.delete(conversations).where(eq(conversations.id, row.id));
 		}
 		await syncRoom(c.env, row, next, db);
-		await channelOf(c.env, userId).forget(row.id).catch(() => {});
-		await notifyUsers(
-			c.env,
-			[userId, ...next.map((m) => m.userId)],
-			{ type: "membership", conversationId: row.id as ConversationId, change: "removed", userId: userId as UserId },
-		);
+		await channelOf(c.env, userId)
+			.forget(row.id)
+			.catch(() => {});
+		await notifyUsers(c.env, [userId, ...next.map((m) => m.userId)], {
+			type: "membership",
+			conversationId: row.id as ConversationId,
+			change: "removed",
+			userId: userId as UserId,
+		});
 		return c.body(null, 204);
 	})
 	.openapi(history, async (c) => {
@@ -326,10 +344,16 @@ export const conversationRoutes = createRouter()
 		}
 		const result = await callRoom<SendResult>(
 			"conversation room",
-			roomOf(c.env, row.id).send({ senderId: me, senderDeviceId: body.senderDeviceId, clientId: body.clientId, ciphertext: body.ciphertext }),
+			roomOf(c.env, row.id).send({
+				senderId: me,
+				senderDeviceId: body.senderDeviceId,
+				clientId: body.clientId,
+				ciphertext: body.ciphertext,
+			}),
 		);
 		if (!result.ok) {
-			const status = result.code === "TOO_LARGE" ? 413 : result.code === "FORBIDDEN" ? 403 : result.code === "NOT_FOUND" ? 404 : 409;
+			const status =
+				result.code === "TOO_LARGE" ? 413 : result.code === "FORBIDDEN" ? 403 : result.code === "NOT_FOUND" ? 404 : 409;
 			throw new ApiError(status, result.code, result.message);
 		}
 		// A retry with the same clientId gets the original answer (idempotent replay).

@@ -28,7 +28,11 @@ function requireUpgrade(c: Context<AppEnv>): void {
 }
 
 /** Forwards the upgrade to an object; the response is rebuilt so middleware can add headers. */
-async function handOver(stub: { fetch(request: Request): Promise<Response> }, c: Context<AppEnv>, headers: Record<string, string>) {
+async function handOver(
+	stub: { fetch(request: Request): Promise<Response> },
+	c: Context<AppEnv>,
+	headers: Record<string, string>,
+) {
 	const forwarded = new Headers(c.req.raw.headers);
 	for (const name of [USER_HEADER, SESSION_HEADER, PROTOCOL_HEADER]) forwarded.delete(name);
 	for (const [k, v] of Object.entries(headers)) forwarded.set(k, v);

@@ -1,0 +1,271 @@
+import { abortAllDurableObjects } from "cloudflare:test";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { call, signUp } from "./helpers.ts";
+import { b64, createGroup, TestSocket } from "./sockets.ts";
+
+describe("conversation sockets", () => {
+	it("authenticate with the bearer subprotocol and select the app protocol when offered", async () => {
+		const a = await signUp();
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken, [
+			"secureconnect.v1",
+			`bearer.${a.accessToken}`,
+		]);
+		const ready = await ws.next("ready");
+		expect(ready).toMatchObject({ userId: a.id, lastSeq: 0 });
+		ws.close();
+	});
+
+	it("authenticate with a first auth frame", async () => {
+		const a = await signUp();
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`);
+		ws.send({ type: "auth", token: a.accessToken });
+		expect(await ws.next("ready")).toMatchObject({ userId: a.id });
+		ws.send({ type: "send", clientId: "x1", ciphertext: b64("hello") });
+		expect(await ws.next("ack")).toMatchObject({ clientId: "x1", seq: 1 });
+		ws.close();
+	});
+
+	it("refuse tokenless sockets, bad tokens and non-members", async () => {
+		const a = await signUp();
+		const outsider = await signUp();
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const tokenless = await TestSocket.open(`/v1/conversations/${id}/ws`);
+		tokenless.send({ type: "send", clientId: "x", ciphertext: b64("x") });
+		expect(await tokenless.next("error")).toMatchObject({ code: "UNAUTHORIZED" });
+		expect((await tokenless.waitClosed()).code).toBe(4001);
+
+		const badToken = await TestSocket.open(`/v1/conversations/${id}/ws`);
+		badToken.send({ type: "auth", token: "not-a-real-token-at-all" });
+		expect((await badToken.waitClosed()).code).toBe(4001);
+
+		expect((await TestSocket.refusal(`/v1/conversations/${id}/ws`, outsider.accessToken)).status).toBe(404);
+		const outsiderFrame = await TestSocket.open(`/v1/conversations/${id}/ws`);
+		outsiderFrame.send({ type: "auth", token: outsider.accessToken });
+		expect((await outsiderFrame.waitClosed()).code).toBe(4003);
+		expect((await TestSocket.refusal(`/v1/conversations/${id}/ws`, "garbage")).status).toBe(401);
+	});
+
+	it("fan out every message to every socket in the same order, acked once durable", async () => {
+		const owner = await signUp();
+		const others = await Promise.all([signUp(), signUp(), signUp()]);
+		const id = await createGroup(
+			owner.accessToken,
+			others.map((o) => o.id),
+		);
+		const everyone = [owner, ...others];
+		const sockets = await Promise.all(
+			everyone.map((u) => TestSocket.open(`/v1/conversations/${id}/ws`, u.accessToken)),
+		);
+		await Promise.all(sockets.map((s) => s.next("ready")));
+		const total = 20;
+		for (let i = 0; i < total; i++) {
+			const sender = sockets[i % sockets.length] as TestSocket;
+			sender.send({ type: "send", clientId: `c${i}`, ciphertext: b64(`message ${i}`) });
+		}
+		await Promise.all(sockets.map((s) => s.next("message", (f) => f.message.seq === total, 10_000)));
+		const orders = sockets.map((s) => s.messages().map((m) => `${m.seq}:${m.clientId}`));
+		for (const order of orders) expect(order).toEqual(orders[0]);
+		expect(orders[0]?.map((o) => Number(o.split(":")[0]))).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+		for (const s of sockets) s.close();
+	});
+
+	it("keep an acknowledged message when the object restarts right after the ack", async () => {
+		const a = await signUp();
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken);
+		await ws.next("ready");
+		ws.send({ type: "send", clientId: "durable-1", ciphertext: b64("keep me") });
+		const ack = await ws.next("ack");
+		await abortAllDurableObjects();
+		const history = await call<{ messages: Array<{ seq: number; clientId: string }> }>(
+			`/v1/conversations/${id}/messages`,
+			{
+				token: a.accessToken,
+			},
+		);
+		expect(history.body.messages).toEqual([expect.objectContaining({ seq: ack.seq, clientId: "durable-1" })]);
+	});
+
+	it("answer a repeated clientId with the stored message, not a new one", async () => {
+		const a = await signUp();
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken);
+		await ws.next("ready");
+		ws.send({ type: "send", clientId: "dup", ciphertext: b64("once") });
+		ws.send({ type: "send", clientId: "dup", ciphertext: b64("once") });
+		ws.send({ type: "send", clientId: "after", ciphertext: b64("twice") });
+		const after = await ws.next("ack", (f) => f.clientId === "after");
+		const dupAcks = ws.frames.filter((f) => f.type === "ack" && f.clientId === "dup");
+		expect(dupAcks.map((f) => (f as { seq: number }).seq)).toEqual([1, 1]);
+		expect(after.seq).toBe(2);
+	});
+
+	it("refuse oversized ciphertext with a TOO_LARGE error frame", async () => {
+		const a = await signUp();
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken);
+		await ws.next("ready");
+		ws.send({ type: "send", clientId: "big", ciphertext: "A".repeat(Math.ceil((64 * 1024 * 4) / 3) + 8) });
+		expect(await ws.next("error")).toMatchObject({ code: "TOO_LARGE" });
+		ws.send("{not json");
+		expect(await ws.next("error", (f) => f.code === "BAD_FRAME")).toBeTruthy();
+	});
+
+	it("carry typing, receipts and presence", async () => {
+		const a = await signUp();
+		const b = await signUp();
+		const id = await createGroup(a.accessToken, [b.id]);
+		const wa = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken);
+		await wa.next("ready");
+		const wb = await TestSocket.open(`/v1/conversations/${id}/ws`, b.accessToken);
+		await wb.next("ready");
+		expect(await wa.next("presence", (f) => f.userId === b.id && f.state === "online")).toBeTruthy();
+		expect(await wb.next("presence", (f) => f.userId === a.id && f.state === "online")).toBeTruthy();
+		wa.send({ type: "typing", on: true });
+		expect(await wb.next("typing")).toMatchObject({ userId: a.id, on: true });
+		wa.send({ type: "send", clientId: "r1", ciphertext: b64("read me") });
+		await wb.next("message");
+		wb.send({ type: "read", seq: 1 });
+		expect(await wa.next("receipt")).toMatchObject({ userId: b.id, seq: 1 });
+		wb.send({ type: "presence", state: "away" });
+		expect(await wa.next("presence", (f) => f.userId === b.id && f.state === "away")).toBeTruthy();
+		const seen = wa.frames.length;
+		wb.close();
+		const offline = await wa.next("presence", (f) => f.userId === b.id && f.state === "offline", 5_000, seen);
+		expect(offline.lastSeenAt).toBeTruthy();
+		wa.send({ type: "ping" });
+		expect(await wa.next("pong")).toEqual({ type: "pong" });
+	});
+
+	it("close a removed member's sockets at once", async () => {
+		const owner = await signUp();
+		const member = await signUp();
+		const id = await createGroup(owner.accessToken, [member.id, (await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, member.accessToken);
+		await ws.next("ready");
+		expect(
+			(await call(`/v1/conversations/${id}/members/${member.id}`, { method: "DELETE", token: owner.accessToken }))
+				.status,
+		).toBe(204);
+		expect((await ws.waitClosed()).code).toBe(4003);
+		expect((await TestSocket.refusal(`/v1/conversations/${id}/ws`, member.accessToken)).status).toBe(404);
+	});
+
+	it("edit and delete are new events referring to the original; delete leaves a tombstone", async () => {
+		const a = await signUp();
+		const b = await signUp();
+		const id = await createGroup(a.accessToken, [b.id]);
+		const wa = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken);
+		const wb = await TestSocket.open(`/v1/conversations/${id}/ws`, b.accessToken);
+		await wa.next("ready");
+		await wb.next("ready");
+		wa.send({ type: "send", clientId: "orig", ciphertext: b64("v1") });
+		await wa.next("ack");
+		wb.send({ type: "edit", clientId: "hijack", refSeq: 1, ciphertext: b64("mine now") });
+		expect(await wb.next("error")).toMatchObject({ code: "FORBIDDEN" });
+		wa.send({ type: "edit", clientId: "e1", refSeq: 1, ciphertext: b64("v2") });
+		expect(await wb.next("message", (f) => f.message.kind === "edit")).toMatchObject({
+			message: { refSeq: 1, seq: 2 },
+		});
+		wa.send({ type: "delete", clientId: "d1", refSeq: 1 });
+		expect(await wb.next("message", (f) => f.message.kind === "delete")).toMatchObject({
+			message: { refSeq: 1, seq: 3 },
+		});
+		const history = await call<{ messages: Array<{ seq: number; deleted: boolean; ciphertext: string }> }>(
+			`/v1/conversations/${id}/messages`,
+			{ token: b.accessToken },
+		);
+		expect(history.body.messages[0]).toMatchObject({ seq: 1, deleted: true, ciphertext: "" });
+	});
+});
+
+describe("resume", () => {
+	it("replays exactly what a socket missed, in order, at any disconnect point", async () => {
+		const a = await signUp();
+		const b = await signUp();
+		await fc.assert(
+			fc.asyncProperty(
+				fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }),
+				fc.integer({ min: 0, max: 4 }),
+				async (bursts, missedWhileAway) => {
+					const id = await createGroup(a.accessToken, [b.id]);
+					const sender = await TestSocket.open(`/v1/conversations/${id}/ws`, a.accessToken);
+					await sender.next("ready");
+					let sent = 0;
+					const seen: number[] = [];
+					let lastSeq = 0;
+					for (const burst of bursts) {
+						const reader = await TestSocket.open(`/v1/conversations/${id}/ws`, b.accessToken);
+						await reader.next("ready");
+						reader.send({ type: "resume", afterSeq: lastSeq });
+						await reader.next("resumed");
+						for (let i = 0; i < burst; i++) {
+							sender.send({ type: "send", clientId: `m${++sent}`, ciphertext: b64(`payload ${sent}`) });
+						}
+						await reader.next("message", (f) => f.message.seq === sent);
+						reader.close();
+						for (const m of reader.messages()) seen.push(m.seq);
+						lastSeq = seen.at(-1) ?? lastSeq;
+						// Messages sent while the reader is away.
+						for (let i = 0; i < missedWhileAway; i++) {
+							sender.send({ type: "send", clientId: `m${++sent}`, ciphertext: b64(`payload ${sent}`) });
+						}
+						await sender.next("ack", (f) => f.seq === sent);
+					}
+					const last = await TestSocket.open(`/v1/conversations/${id}/ws`, b.accessToken);
+					await last.next("ready");
+					last.send({ type: "resume", afterSeq: lastSeq });
+					const resumed = await last.next("resumed");
+					expect(resumed.toSeq).toBe(sent);
+					for (const m of last.messages()) seen.push(m.seq);
+					last.close();
+					sender.close();
+					expect(seen).toEqual(Array.from({ length: sent }, (_, i) => i + 1));
+				},
+			),
+			{ numRuns: 8 },
+		);
+	});
+});
+
+describe("user channel", () => {
+	it("carries activity for every conversation on one socket, authenticated by the subprotocol or a first frame", async () => {
+		const a = await signUp();
+		const b = await signUp();
+		const first = await createGroup(a.accessToken, [b.id], "One");
+		const second = await createGroup(a.accessToken, [b.id], "Two");
+		const byProtocol = await TestSocket.open("/v1/ws", b.accessToken);
+		await byProtocol.next("ready");
+		const byFrame = await TestSocket.open("/v1/ws");
+		byFrame.send({ type: "auth", token: b.accessToken });
+		await byFrame.next("ready");
+		await call(`/v1/conversations/${first}/messages`, {
+			token: a.accessToken,
+			body: { clientId: "u1", ciphertext: b64("1") },
+		});
+		await call(`/v1/conversations/${second}/messages`, {
+			token: a.accessToken,
+			body: { clientId: "u2", ciphertext: b64("2") },
+		});
+		for (const socket of [byProtocol, byFrame]) {
+			expect(await socket.next("activity", (f) => f.conversationId === first)).toMatchObject({ lastSeq: 1, unread: 1 });
+			expect(await socket.next("activity", (f) => f.conversationId === second)).toMatchObject({
+				lastSeq: 1,
+				unread: 1,
+			});
+		}
+		const third = await createGroup(a.accessToken, [b.id], "Three");
+		expect(await byProtocol.next("membership", (f) => f.conversationId === third)).toMatchObject({ change: "added" });
+		byProtocol.close();
+		byFrame.close();
+	});
+
+	it("refuses a first frame that is not a valid auth", async () => {
+		const ws = await TestSocket.open("/v1/ws");
+		ws.send({ type: "auth", token: "definitely-not-a-token" });
+		expect((await ws.waitClosed()).code).toBe(4001);
+	});
+});
