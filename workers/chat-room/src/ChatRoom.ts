@@ -245,7 +245,7 @@ export class ChatRoom extends SocketServer {
 		const kind = input.kind ?? "message";
 		if (kind !== "message") {
 			const target = input.refSeq === undefined ? undefined : this.#messages.get(input.refSeq);
-			if (!target || target.kind !== "message") return { ok: false, code: "NOT_FOUND", message: "No such message." };
+			if (target?.kind !== "message") return { ok: false, code: "NOT_FOUND", message: "No such message." };
 			if (target.senderId !== input.senderId) {
 				return { ok: false, code: "FORBIDDEN", message: "Only the sender may edit or delete a message." };
 			}
