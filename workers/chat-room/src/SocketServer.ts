@@ -4,9 +4,11 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { BEARER_SUBPROTOCOL_PREFIX, ClientFrame, type ServerFrame } from "@secureconnect/protocol";
+import { and, inArray, isNull } from "drizzle-orm";
 import { authenticate } from "../../api/src/auth/authenticate.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
 import { openDatabase } from "../../api/src/db/client.ts";
+import { sessions } from "../../api/src/db/schema.ts";
 import type { Env } from "../../api/src/env.ts";
 import { ApiError } from "../../api/src/lib/api-error.ts";
 import { rootLogger } from "../../api/src/lib/logger.ts";
@@ -21,6 +23,9 @@ export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_FORBIDDEN = 4003;
 export const CLOSE_IDLE = 4008;
 export const CLOSE_TOO_MANY = 4029;
+
+/** Sockets whose session was revoked are closed within this long (the user channel: at once). */
+export const SESSION_RECHECK_MS = 60_000;
 
 const PING = '{"type":"ping"}';
 const PONG = '{"type":"pong"}';
@@ -194,7 +199,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 				}
 				const authed: Authed = { ...info, userId: principal.userId, sessionId: principal.sessionId, authed: true };
 				this.setInfo(ws, authed);
-				await this.#scheduleAlarm(Date.now() + this.limits.IDLE_TIMEOUT_SECONDS * 1000);
+				await this.#scheduleAlarm(Date.now() + Math.min(SESSION_RECHECK_MS, this.limits.IDLE_TIMEOUT_SECONDS * 1000));
 				await this.onAuthenticated(ws, authed);
 			} finally {
 				void handle.close();
@@ -244,9 +249,42 @@ export abstract class SocketServer extends DurableObject<Env> {
 			if (deadline <= now) ws.close(CLOSE_IDLE, "idle");
 			else next = Math.min(next ?? Number.POSITIVE_INFINITY, deadline);
 		}
+		if (this.authedSockets().length > 0) {
+			await this.#closeRevokedSessions();
+			next = Math.min(next ?? Number.POSITIVE_INFINITY, now + SESSION_RECHECK_MS);
+		}
 		const wanted = await this.onAlarm();
 		if (wanted !== undefined) next = Math.min(next ?? Number.POSITIVE_INFINITY, wanted);
 		if (next !== undefined) await this.ctx.storage.setAlarm(Math.max(next, now + 1000));
+	}
+
+	/** Closes sockets whose session has ended. If Postgres cannot answer, sockets stay and the check repeats. */
+	async #closeRevokedSessions(): Promise<void> {
+		const sockets = this.authedSockets();
+		const ids = [...new Set(sockets.map(([, info]) => info.sessionId))];
+		try {
+			const config = await loadConfig(this.env);
+			const handle = openDatabase(config.database);
+			try {
+				const live = await handle.db
+					.select({ id: sessions.id })
+					.from(sessions)
+					.where(and(inArray(sessions.id, ids), isNull(sessions.revokedAt)));
+				const alive = new Set(live.map((r) => r.id));
+				for (const [ws, info] of sockets) if (!alive.has(info.sessionId)) ws.close(CLOSE_UNAUTHORIZED, "session ended");
+			} finally {
+				void handle.close();
+			}
+		} catch (error) {
+			this.log.warn("session recheck unavailable", { error });
+		}
+	}
+
+	/** Closes the sockets of the given sessions at once. */
+	async closeSessions(sessionIds: string[]): Promise<void> {
+		const ended = new Set(sessionIds);
+		for (const [ws, info] of this.authedSockets())
+			if (ended.has(info.sessionId)) ws.close(CLOSE_UNAUTHORIZED, "session ended");
 	}
 
 	/** Sets the alarm to `at` unless one is already due sooner. */

@@ -126,11 +126,6 @@ export class UserChannel extends SocketServer {
 		this.ctx.storage.sql.exec("DELETE FROM cursors WHERE conversation_id = ?", conversationId);
 	}
 
-	/** A session ended (logout, revocation): its sockets go at once. */
-	async closeSession(sessionId: string): Promise<void> {
-		for (const [ws, info] of this.authedSockets()) if (info.sessionId === sessionId) ws.close(4001, "session ended");
-	}
-
 	// ---------------------------------------------------------------- sockets
 
 	protected isAllowed(userId: string): boolean {

@@ -61,11 +61,18 @@ export async function revokeSession(db: Database, sessionId: string, reason: str
 }
 
 /** Every live session of the user, optionally sparing one (the caller's own). */
-export async function revokeUserSessions(db: Database, userId: string, reason: string, except?: string): Promise<void> {
-	await db
+export async function revokeUserSessions(
+	db: Database,
+	userId: string,
+	reason: string,
+	except?: string,
+): Promise<string[]> {
+	const ended = await db
 		.update(sessions)
 		.set({ revokedAt: new Date(), revokedReason: reason })
-		.where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), except ? ne(sessions.id, except) : undefined));
+		.where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), except ? ne(sessions.id, except) : undefined))
+		.returning({ id: sessions.id });
+	return ended.map((s) => s.id);
 }
 
 export async function refreshSession(db: Database, config: Config, presented: string): Promise<IssuedTokens> {

@@ -108,3 +108,14 @@ export async function assertNotBlocked(db: Database, a: string, b: string): Prom
 	if (await isBlockedEitherWay(db, a, b))
 		throw new ApiError(403, "BLOCKED", "A block stands between you and this user.");
 }
+
+/**
+ * Ends the user-channel sockets of revoked sessions at once; conversation
+ * sockets of those sessions close at their room's next session check.
+ */
+export async function closeSessionSockets(env: Env, userId: string, sessionIds: string[]): Promise<void> {
+	if (sessionIds.length === 0) return;
+	await channelOf(env, userId)
+		.closeSessions(sessionIds)
+		.catch(() => {});
+}

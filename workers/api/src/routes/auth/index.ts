@@ -26,6 +26,7 @@ import { findUserByEmail, getUser, toUser, uniqueViolation } from "../../account
 import { dummyPasswordHash, hashPassword, verifyPassword } from "../../auth/password.ts";
 import { assertPasswordAcceptable } from "../../auth/password-policy.ts";
 import { createSession, refreshSession, revokeSession, revokeUserSessions } from "../../auth/sessions.ts";
+import { closeSessionSockets } from "../../conversations/service.ts";
 import { sessions, users } from "../../db/schema.ts";
 import { queueEmail } from "../../email/outbox.ts";
 import { ApiError } from "../../lib/api-error.ts";
@@ -254,7 +255,7 @@ const publicRoutes = createRouter()
 			.update(users)
 			.set({ passwordHash, updatedAt: new Date(), emailVerifiedAt: new Date() })
 			.where(eq(users.id, userId));
-		await revokeUserSessions(db, userId, "password_reset");
+		await closeSessionSockets(c.env, userId, await revokeUserSessions(db, userId, "password_reset"));
 		return c.body(null, 204);
 	});
 
@@ -276,10 +277,15 @@ const authedRoutes = createRouter()
 	})
 	.openapi(logout, async (c) => {
 		await revokeSession(c.var.db, c.var.auth.sessionId, "logout");
+		await closeSessionSockets(c.env, c.var.auth.userId, [c.var.auth.sessionId]);
 		return c.body(null, 204);
 	})
 	.openapi(logoutAll, async (c) => {
-		await revokeUserSessions(c.var.db, c.var.auth.userId, "logout_all");
+		await closeSessionSockets(
+			c.env,
+			c.var.auth.userId,
+			await revokeUserSessions(c.var.db, c.var.auth.userId, "logout_all"),
+		);
 		return c.body(null, 204);
 	})
 	.openapi(listSessions, async (c) => {
@@ -309,6 +315,7 @@ const authedRoutes = createRouter()
 			.where(and(eq(sessions.id, id), eq(sessions.userId, c.var.auth.userId), isNull(sessions.revokedAt)))
 			.returning({ id: sessions.id });
 		if (!row) throw new ApiError(404, "NOT_FOUND", "No such session.");
+		await closeSessionSockets(c.env, c.var.auth.userId, [row.id]);
 		return c.body(null, 204);
 	})
 	.openapi(change, async (c) => {
@@ -327,7 +334,11 @@ const authedRoutes = createRouter()
 		assertPasswordAcceptable(body.password, { email: user.email, handle: user.handle });
 		const passwordHash = await hashPassword(body.password, config.passwordPepper);
 		await db.update(users).set({ passwordHash, updatedAt: new Date() }).where(eq(users.id, user.id));
-		await revokeUserSessions(db, user.id, "password_changed", c.var.auth.sessionId);
+		await closeSessionSockets(
+			c.env,
+			user.id,
+			await revokeUserSessions(db, user.id, "password_changed", c.var.auth.sessionId),
+		);
 		return c.body(null, 204);
 	});
 
