@@ -2,6 +2,6 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
 	dialect: "postgresql",
-	schema: "./workers/api/src/db/schema.ts",
+	schema: "./workers/api/src/db/schema/index.ts",
 	out: "./migrations",
 });

@@ -8,7 +8,7 @@ import { and, inArray, isNull } from "drizzle-orm";
 import { authenticate } from "../../api/src/auth/authenticate.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
 import { openDatabase } from "../../api/src/db/client.ts";
-import { sessions } from "../../api/src/db/schema.ts";
+import { sessions } from "../../api/src/db/schema/index.ts";
 import type { Env } from "../../api/src/env.ts";
 import { ApiError } from "../../api/src/lib/api-error.ts";
 import { rootLogger } from "../../api/src/lib/logger.ts";

@@ -1,7 +1,7 @@
 // Single-use, expiring tokens sent by email, stored only as hashes.
 import { and, eq, gt, isNull } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
-import { emailTokens } from "../db/schema.ts";
+import { emailTokens } from "../db/schema/index.ts";
 import { ApiError } from "../lib/api-error.ts";
 import { randomToken, sha256Hex } from "../lib/crypto.ts";
 

@@ -1,7 +1,7 @@
 import type { PublicUser, User, UserId } from "@secureconnect/protocol";
 import { and, eq, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
-import { blocks, users } from "../db/schema.ts";
+import { blocks, users } from "../db/schema/index.ts";
 import { ApiError } from "../lib/api-error.ts";
 
 export type UserRow = typeof users.$inferSelect;

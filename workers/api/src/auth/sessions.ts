@@ -5,7 +5,7 @@ import type { SessionId, UserId } from "@secureconnect/protocol";
 import { and, eq, isNull, ne, sql } from "drizzle-orm";
 import type { Config } from "../config/config.ts";
 import type { Database } from "../db/client.ts";
-import { refreshTokens, sessions } from "../db/schema.ts";
+import { refreshTokens, sessions } from "../db/schema/index.ts";
 import { ApiError } from "../lib/api-error.ts";
 import { randomToken, sha256Hex } from "../lib/crypto.ts";
 import { newId } from "../lib/ids.ts";

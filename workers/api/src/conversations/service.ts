@@ -4,7 +4,7 @@ import type { Conversation, ConversationId, Member, ServerFrame, UserId } from "
 import { and, eq, inArray, or } from "drizzle-orm";
 import { isBlockedEitherWay } from "../accounts/users.ts";
 import type { Database } from "../db/client.ts";
-import { blocks, conversationMembers, conversations, users } from "../db/schema.ts";
+import { blocks, conversationMembers, conversations, users } from "../db/schema/index.ts";
 import type { Env } from "../env.ts";
 import { ApiError, DependencyUnavailableError } from "../lib/api-error.ts";
 import { withTimeout } from "../lib/timeout.ts";

@@ -2,7 +2,7 @@
 // DB_WS_PROXY points it at the WebSocket proxy in front of PGlite or Postgres.
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
-import * as schema from "./schema.ts";
+import * as schema from "./schema/index.ts";
 
 export type Database = NeonDatabase<typeof schema>;
 

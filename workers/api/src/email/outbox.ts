@@ -1,7 +1,7 @@
 // A transactional outbox: the email row is written with the change that caused
 // it, then its id goes on the notifications queue for delivery.
 import type { Database } from "../db/client.ts";
-import { outboundEmails } from "../db/schema.ts";
+import { outboundEmails } from "../db/schema/index.ts";
 import type { Env } from "../env.ts";
 import { newId } from "../lib/ids.ts";
 import type { Logger } from "../lib/logger.ts";

@@ -3,7 +3,7 @@
 import { and, eq, isNull, lt, sql } from "drizzle-orm";
 import { loadConfig } from "../config/config.ts";
 import { openDatabase } from "../db/client.ts";
-import { outboundEmails } from "../db/schema.ts";
+import { outboundEmails } from "../db/schema/index.ts";
 import type { EmailJob } from "../email/outbox.ts";
 import type { Env } from "../env.ts";
 import { rootLogger } from "../lib/logger.ts";

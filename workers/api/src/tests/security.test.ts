@@ -14,7 +14,7 @@ import {
 import { commonPasswordCount } from "../auth/password-policy.ts";
 import { loadConfig } from "../config/config.ts";
 import { openDatabase } from "../db/client.ts";
-import { users } from "../db/schema.ts";
+import { users } from "../db/schema/index.ts";
 import worker from "../index.ts";
 import { hmacSha256 } from "../lib/crypto.ts";
 import { call, register, signUp } from "./helpers.ts";

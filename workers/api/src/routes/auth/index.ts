@@ -27,7 +27,7 @@ import { dummyPasswordHash, hashPassword, verifyPassword } from "../../auth/pass
 import { assertPasswordAcceptable } from "../../auth/password-policy.ts";
 import { createSession, refreshSession, revokeSession, revokeUserSessions } from "../../auth/sessions.ts";
 import { closeSessionSockets } from "../../conversations/service.ts";
-import { sessions, users } from "../../db/schema.ts";
+import { sessions, users } from "../../db/schema/index.ts";
 import { queueEmail } from "../../email/outbox.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { clientIp } from "../../lib/client-ip.ts";

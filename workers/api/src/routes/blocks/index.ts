@@ -4,7 +4,7 @@ import { and, eq, or } from "drizzle-orm";
 import { z } from "zod";
 import { getUser, toPublicUser } from "../../accounts/users.ts";
 import { resyncDirect } from "../../conversations/service.ts";
-import { blocks, friendRequests, friendships, users } from "../../db/schema.ts";
+import { blocks, friendRequests, friendships, users } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { authed, createRouter, errorResponses, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 

@@ -29,7 +29,7 @@ import {
 	syncRoom,
 	toConversation,
 } from "../../conversations/service.ts";
-import { conversationMembers, conversations } from "../../db/schema.ts";
+import { conversationMembers, conversations } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { newId } from "../../lib/ids.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";

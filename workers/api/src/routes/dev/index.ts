@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { desc, eq, sql } from "drizzle-orm";
 import { z } from "zod";
-import { outboundEmails } from "../../db/schema.ts";
+import { outboundEmails } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { createRouter, errorResponses, jsonResponse } from "../../openapi.ts";
 

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { CreateDeviceRequest, Device, type DeviceId, DeviceList } from "@secureconnect/protocol";
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
-import { devices } from "../../db/schema.ts";
+import { devices } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { fromBase64 } from "../../lib/crypto.ts";
 import { isEd25519PublicKey } from "../../lib/ed25519.ts";

@@ -11,7 +11,7 @@ import { alias } from "drizzle-orm/pg-core";
 import { z } from "zod";
 import { isBlockedEitherWay, toPublicUser, visibleUser } from "../../accounts/users.ts";
 import type { Database } from "../../db/client.ts";
-import { friendRequests, friendships, users } from "../../db/schema.ts";
+import { friendRequests, friendships, users } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { newId } from "../../lib/ids.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";

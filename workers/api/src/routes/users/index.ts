@@ -3,7 +3,7 @@ import { Handle, PublicUser, UpdateMeRequest, User } from "@secureconnect/protoc
 import { eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import { toPublicUser, toUser, uniqueViolation, visibleUser } from "../../accounts/users.ts";
-import { users } from "../../db/schema.ts";
+import { users } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 

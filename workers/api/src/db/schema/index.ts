@@ -1,0 +1,5 @@
+// The system of record in Postgres, one file per domain. Constraints live in
+// the database, not only in code.
+export * from "./accounts.ts";
+export * from "./conversations.ts";
+export * from "./keys.ts";
