@@ -10,20 +10,10 @@ CREATE TABLE "key_packages" (
 	"claimed_by" text
 );
 --> statement-breakpoint
-CREATE TABLE "pending_welcomes" (
-	"id" text PRIMARY KEY NOT NULL,
-	"device_id" text NOT NULL,
-	"conversation_id" text NOT NULL,
-	"sender_id" text NOT NULL,
-	"welcome" text NOT NULL,
-	"epoch" integer NOT NULL,
-	"created_at" timestamp with time zone DEFAULT now() NOT NULL
-);
---> statement-breakpoint
+ALTER TABLE "devices" ADD COLUMN "session_id" text;--> statement-breakpoint
 ALTER TABLE "key_packages" ADD CONSTRAINT "key_packages_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "key_packages" ADD CONSTRAINT "key_packages_device_id_devices_id_fk" FOREIGN KEY ("device_id") REFERENCES "public"."devices"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "pending_welcomes" ADD CONSTRAINT "pending_welcomes_device_id_devices_id_fk" FOREIGN KEY ("device_id") REFERENCES "public"."devices"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "key_packages_digest_key" ON "key_packages" USING btree ("digest");--> statement-breakpoint
 CREATE INDEX "key_packages_available_idx" ON "key_packages" USING btree ("device_id","last_resort","claimed_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "key_packages_last_resort_key" ON "key_packages" USING btree ("device_id") WHERE "key_packages"."last_resort";--> statement-breakpoint
-CREATE INDEX "pending_welcomes_device_idx" ON "pending_welcomes" USING btree ("device_id");
+ALTER TABLE "devices" ADD CONSTRAINT "devices_session_id_sessions_id_fk" FOREIGN KEY ("session_id") REFERENCES "public"."sessions"("id") ON DELETE set null ON UPDATE no action;

@@ -78,6 +78,8 @@ export const devices = pgTable(
 			.references(() => users.id, { onDelete: "cascade" }),
 		name: text("name").notNull(),
 		credential: text("credential").notNull(),
+		/** The session that registered the device; removing the device ends it. */
+		sessionId: text("session_id").references(() => sessions.id, { onDelete: "set null" }),
 		createdAt: createdAt(),
 		lastSeenAt: timestamp("last_seen_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
 	},

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, index, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { createdAt, devices, users } from "./accounts.ts";
 
 /** MLS KeyPackages per device: one-time ones are claimed once; the last-resort one is reused. */
@@ -28,21 +28,4 @@ export const keyPackages = pgTable(
 		// At most one last-resort package per device.
 		uniqueIndex("key_packages_last_resort_key").on(t.deviceId).where(sql`${t.lastResort}`),
 	],
-);
-
-/** Welcome messages waiting for the invited device to fetch them. */
-export const pendingWelcomes = pgTable(
-	"pending_welcomes",
-	{
-		id: text("id").primaryKey(),
-		deviceId: text("device_id")
-			.notNull()
-			.references(() => devices.id, { onDelete: "cascade" }),
-		conversationId: text("conversation_id").notNull(),
-		senderId: text("sender_id").notNull(),
-		welcome: text("welcome").notNull(),
-		epoch: integer("epoch").notNull(),
-		createdAt: createdAt(),
-	},
-	(t) => [index("pending_welcomes_device_idx").on(t.deviceId)],
 );
