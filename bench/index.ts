@@ -6,15 +6,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stopAll } from "../scripts/local/processes.ts";
 import { benchAccounts, type Figure } from "./accounts.ts";
+import { benchRealtime } from "./realtime.ts";
 
 const quick = process.argv.includes("--quick");
 const BENCH_PORT = Number(process.env.BENCH_PORT ?? 8890);
+/** The realtime part's range: its api, then the ws and Socket.IO baselines at +2 and +3. */
+const REALTIME_PORT = BENCH_PORT + 10;
 
 async function main(): Promise<void> {
 	const dataDir = mkdtempSync(join(tmpdir(), "sc-bench-"));
 	const figures: Figure[] = [];
 	try {
 		figures.push(...(await benchAccounts(quick, dataDir, BENCH_PORT)));
+		await stopAll();
+		figures.push(...(await benchRealtime(quick, dataDir, REALTIME_PORT)));
 	} finally {
 		await stopAll();
 		rmSync(dataDir, { recursive: true, force: true });

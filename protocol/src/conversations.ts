@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DeviceId, UserId } from "./ids.ts";
+import { WelcomeEnvelope } from "./keys.ts";
 
 export const ConversationId = z
 	.string()
@@ -106,6 +107,7 @@ export const SendMessageRequest = z
 		clientId: ClientId,
 		ciphertext: Ciphertext,
 		senderDeviceId: DeviceId.optional(),
+		welcome: WelcomeEnvelope.optional(),
 	})
 	.meta({ id: "SendMessageRequest" });
 

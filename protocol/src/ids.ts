@@ -26,4 +26,6 @@ export const ID_PREFIXES = {
 	email: "eml",
 	conversation: "cnv",
 	message: "msg",
+	keyPackage: "kpk",
+	welcome: "wel",
 } as const;

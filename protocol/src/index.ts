@@ -3,5 +3,6 @@ export * from "./accounts.ts";
 export * from "./conversations.ts";
 export * from "./errors.ts";
 export * from "./ids.ts";
+export * from "./keys.ts";
 export * from "./realtime.ts";
 export * from "./service.ts";

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { Ciphertext, ClientId, ConversationId, MemberRole, Message } from "./conversations.ts";
 import { DeviceId, UserId } from "./ids.ts";
+import { WelcomeEnvelope } from "./keys.ts";
 
 export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";
 /** Offer this beside `bearer.<token>` and the server selects it instead of echoing the token. */
@@ -17,6 +18,8 @@ export const ClientFrame = z.discriminatedUnion("type", [
 		clientId: ClientId,
 		ciphertext: Ciphertext,
 		senderDeviceId: DeviceId.optional(),
+		/** With a commit that adds members: the Welcome, routed to the listed devices. */
+		welcome: WelcomeEnvelope.optional(),
 	}),
 	z.object({
 		type: z.literal("edit"),
@@ -42,6 +45,7 @@ export const SOCKET_ERROR_CODES = [
 	"NOT_FOUND",
 	"CONFLICT",
 	"SERVICE_UNAVAILABLE",
+	"STALE_EPOCH",
 ] as const;
 
 export const ServerFrame = z.discriminatedUnion("type", [
@@ -77,6 +81,20 @@ export const ServerFrame = z.discriminatedUnion("type", [
 		change: z.enum(["added", "removed", "role_changed", "updated"]),
 		userId: UserId,
 		role: MemberRole.optional(),
+	}),
+	z.object({
+		type: z.literal("device"),
+		change: z.enum(["added", "removed"]),
+		userId: UserId,
+		deviceId: DeviceId,
+		conversationId: ConversationId.optional(),
+	}),
+	z.object({ type: z.literal("keys_low"), deviceId: DeviceId, count: z.number().int() }),
+	z.object({
+		type: z.literal("welcome"),
+		conversationId: ConversationId,
+		welcomeId: z.string(),
+		deviceId: DeviceId,
 	}),
 	z.object({
 		type: z.literal("friend"),

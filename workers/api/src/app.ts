@@ -16,6 +16,7 @@ import { conversationRoutes } from "./routes/conversations/index.ts";
 import { devRoutes } from "./routes/dev/index.ts";
 import { deviceRoutes } from "./routes/devices/index.ts";
 import { friendRoutes } from "./routes/friends/index.ts";
+import { keyRoutes } from "./routes/keys/index.ts";
 import { realtimeRoutes } from "./routes/realtime/index.ts";
 import { jwksRoutes, serviceRoutes } from "./routes/service/index.ts";
 import { userRoutes } from "./routes/users/index.ts";
@@ -85,6 +86,7 @@ export function createApp() {
 	app.route("/", friendRoutes);
 	app.route("/", blockRoutes);
 	app.route("/", deviceRoutes);
+	app.route("/", keyRoutes);
 	app.route("/", conversationRoutes);
 	app.route("/", realtimeRoutes);
 

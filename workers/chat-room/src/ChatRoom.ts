@@ -1,16 +1,21 @@
 import type {
 	ClientFrame,
 	ConversationId,
+	DeviceId,
 	HistoryPage,
 	Member,
 	Message,
+	PendingWelcome,
 	PresenceState,
+	ServerFrame,
 	UserId,
+	WelcomeEnvelope,
 } from "@secureconnect/protocol";
 import { HISTORY_PAGE_MAX } from "@secureconnect/protocol";
 import { newId } from "../../api/src/lib/ids.ts";
 import { base64Bytes } from "./limits.ts";
 import { MessageLog } from "./message-log.ts";
+import { isWelcome, type MlsFraming, readFraming } from "./mls-framing.ts";
 import { type Authed, CLOSE_FORBIDDEN, SocketServer } from "./SocketServer.ts";
 
 export interface SendInput {
@@ -20,11 +25,26 @@ export interface SendInput {
 	ciphertext: string;
 	kind?: Message["kind"];
 	refSeq?: number;
+	welcome?: WelcomeEnvelope | undefined;
 }
 
 export type SendResult =
 	| { ok: true; message: Message; duplicate: boolean }
-	| { ok: false; code: "TOO_LARGE" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT"; message: string };
+	| {
+			ok: false;
+			code: "TOO_LARGE" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "STALE_EPOCH" | "INVALID";
+			message: string;
+			currentEpoch?: number;
+	  };
+
+interface WelcomeRow extends Record<string, SqlStorageValue> {
+	id: string;
+	device_id: string;
+	sender_id: string;
+	message: string;
+	epoch: number;
+	created_at: number;
+}
 
 interface MemberRow extends Record<string, SqlStorageValue> {
 	user_id: string;
@@ -48,6 +68,8 @@ export class ChatRoom extends SocketServer {
 	#retentionSeconds: number | null = null;
 	/** A direct conversation where one side blocks the other: nothing more may be sent. */
 	#frozen = false;
+	/** The conversation's MLS group as the Delivery Service knows it: id and current epoch. */
+	#mls: { groupId: string; epoch: number } | undefined;
 	#lastTyping = new Map<string, number>();
 	#sendBuckets = new WeakMap<WebSocket, { tokens: number; at: number }>();
 
@@ -58,6 +80,9 @@ export class ChatRoom extends SocketServer {
 			sql.exec(`CREATE TABLE IF NOT EXISTS members (
 				user_id TEXT PRIMARY KEY, role TEXT NOT NULL, last_read INTEGER NOT NULL DEFAULT 0, last_seen_at INTEGER)`);
 			sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+			sql.exec(`CREATE TABLE IF NOT EXISTS welcomes (
+				id TEXT PRIMARY KEY, device_id TEXT NOT NULL, sender_id TEXT NOT NULL, message TEXT NOT NULL,
+				epoch INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
 			this.#log = new MessageLog(sql);
 			for (const row of sql.exec<MemberRow>("SELECT * FROM members")) {
 				this.#members.set(row.user_id, {
@@ -70,6 +95,8 @@ export class ChatRoom extends SocketServer {
 				if (row.key === "conversationId") this.#conversationId = row.value as ConversationId;
 				if (row.key === "retentionSeconds") this.#retentionSeconds = Number(row.value) || null;
 				if (row.key === "frozen") this.#frozen = row.value === "1";
+				if (row.key === "mlsGroupId") this.#mls = { groupId: row.value, epoch: this.#mls?.epoch ?? 0 };
+				if (row.key === "mlsEpoch") this.#mls = { groupId: this.#mls?.groupId ?? "", epoch: Number(row.value) };
 			}
 		});
 	}
@@ -139,6 +166,12 @@ export class ChatRoom extends SocketServer {
 		};
 	}
 
+	/** Sends an event (a member's device added or removed) to every socket here. */
+	async announce(frame: ServerFrame): Promise<void> {
+		if (frame.type === "device" && this.#conversationId) frame = { ...frame, conversationId: this.#conversationId };
+		this.broadcast(frame);
+	}
+
 	/** Readiness probe: answers once the object's own SQLite storage responds. */
 	async ping(): Promise<{ ok: true }> {
 		this.ctx.storage.sql.exec("SELECT 1");
@@ -176,12 +209,22 @@ export class ChatRoom extends SocketServer {
 				const result = this.#append({
 					senderId: info.userId,
 					senderDeviceId: frame.type === "send" ? frame.senderDeviceId : undefined,
+					welcome: frame.type === "send" ? frame.welcome : undefined,
 					clientId: frame.clientId,
 					ciphertext: frame.type === "delete" ? "" : frame.ciphertext,
 					kind: frame.type === "send" ? "message" : frame.type,
 					...(frame.type !== "send" && { refSeq: frame.refSeq }),
 				});
-				if (!result.ok) return this.fail(ws, result.code, result.message, frame.clientId);
+				if (!result.ok) {
+					const code = result.code === "INVALID" ? "BAD_FRAME" : result.code;
+					return this.sendFrame(ws, {
+						type: "error",
+						code,
+						message: result.message,
+						clientId: frame.clientId,
+						...(result.currentEpoch !== undefined && { currentEpoch: result.currentEpoch }),
+					});
+				}
 				this.sendFrame(ws, { type: "ack", clientId: frame.clientId, seq: result.message.seq });
 				return;
 			}
@@ -242,6 +285,9 @@ export class ChatRoom extends SocketServer {
 				message: `Ciphertext is limited to ${this.limits.MAX_CIPHERTEXT_BYTES} bytes.`,
 			};
 		}
+		const framing = readFraming(input.ciphertext);
+		const ordered = this.#orderHandshake(framing, input);
+		if (ordered) return ordered;
 		const kind = input.kind ?? "message";
 		if (kind !== "message") {
 			const target = input.refSeq === undefined ? undefined : this.#messages.get(input.refSeq);
@@ -260,11 +306,118 @@ export class ChatRoom extends SocketServer {
 			kind,
 			refSeq: input.refSeq ?? null,
 		});
+		if (framing && framing.contentType === "commit") this.#advanceEpoch(framing);
+		if (input.welcome && framing?.contentType === "commit") this.#routeWelcome(input.senderId, input.welcome);
 		this.#markRead(input.senderId, message.seq, false);
 		this.broadcast({ type: "message", message });
 		this.ctx.waitUntil(this.#announce(message));
 		if (this.#retentionSeconds) void this.scheduleAlarm(Date.now() + this.#retentionSeconds * 1000);
 		return { ok: true, message, duplicate: false };
+	}
+
+	/**
+	 * Orders handshake messages: a commit or proposal must be for the current
+	 * epoch; the first accepted commit for epoch N moves the group to N+1, so a
+	 * later one for N (or older) is refused with the epoch to catch up from.
+	 * Once a group exists, everything sent must be framed for it.
+	 */
+	#orderHandshake(framing: MlsFraming | undefined, input: SendInput): SendResult | undefined {
+		const mls = this.#mls;
+		if (!framing) {
+			if (mls && (input.kind ?? "message") === "message") {
+				return { ok: false, code: "INVALID", message: "This conversation is an MLS group: send MLS messages." };
+			}
+			return undefined;
+		}
+		if (mls && framing.groupId !== mls.groupId) {
+			return { ok: false, code: "INVALID", message: "The message belongs to another MLS group." };
+		}
+		if (framing.contentType === "application") return undefined;
+		const current = mls?.epoch ?? framing.epoch;
+		if (framing.epoch !== current) {
+			return {
+				ok: false,
+				code: "STALE_EPOCH",
+				message: `The group is at epoch ${current}; fetch the newer commits and retry.`,
+				currentEpoch: current,
+			};
+		}
+		if (input.welcome && framing.contentType !== "commit") {
+			return { ok: false, code: "INVALID", message: "A Welcome travels with the commit that adds its members." };
+		}
+		if (input.welcome && !isWelcome(input.welcome.message)) {
+			return { ok: false, code: "INVALID", message: "welcome.message is not an MLS Welcome." };
+		}
+		return undefined;
+	}
+
+	#advanceEpoch(framing: MlsFraming): void {
+		this.#mls = { groupId: framing.groupId, epoch: framing.epoch + 1 };
+		const sql = this.ctx.storage.sql;
+		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('mlsGroupId', ?)", framing.groupId);
+		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('mlsEpoch', ?)", String(framing.epoch + 1));
+	}
+
+	/** Stores the Welcome for each invited device until fetched, and tells the members' user channels. */
+	#routeWelcome(senderId: string, welcome: WelcomeEnvelope): void {
+		const epoch = this.#mls?.epoch ?? 0;
+		const conversationId = this.#conversationId;
+		const now = Date.now();
+		const ids: Array<[string, string]> = [];
+		for (const deviceId of welcome.deviceIds) {
+			const id = newId("welcome");
+			this.ctx.storage.sql.exec(
+				"INSERT INTO welcomes (id, device_id, sender_id, message, epoch, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+				id,
+				deviceId,
+				senderId,
+				welcome.message,
+				epoch,
+				now,
+			);
+			ids.push([id, deviceId]);
+		}
+		if (!conversationId) return;
+		for (const [welcomeId, deviceId] of ids) {
+			const frame = { type: "welcome" as const, conversationId, welcomeId, deviceId: deviceId as DeviceId };
+			this.broadcast(frame);
+			this.ctx.waitUntil(
+				Promise.allSettled(
+					[...this.#members.keys()]
+						.filter((userId) => userId !== senderId)
+						.map((userId) => this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId)).notify(userId, frame)),
+				),
+			);
+		}
+	}
+
+	/** Welcomes waiting for a device. */
+	async welcomes(deviceId: string): Promise<PendingWelcome[]> {
+		const conversationId = this.#conversationId ?? "";
+		return this.ctx.storage.sql
+			.exec<WelcomeRow>("SELECT * FROM welcomes WHERE device_id = ? ORDER BY created_at", deviceId)
+			.toArray()
+			.map((w) => ({
+				id: w.id,
+				conversationId,
+				senderId: w.sender_id as UserId,
+				message: w.message,
+				epoch: w.epoch,
+				createdAt: new Date(w.created_at).toISOString(),
+			}));
+	}
+
+	/** The device has joined: its Welcome can go. */
+	async deleteWelcome(deviceId: string, welcomeId: string): Promise<boolean> {
+		return (
+			this.ctx.storage.sql.exec("DELETE FROM welcomes WHERE id = ? AND device_id = ?", welcomeId, deviceId)
+				.rowsWritten > 0
+		);
+	}
+
+	/** The MLS group's current epoch, for clients catching up. */
+	async mlsState(): Promise<{ groupId: string | null; epoch: number }> {
+		return { groupId: this.#mls?.groupId ?? null, epoch: this.#mls?.epoch ?? 0 };
 	}
 
 	/** Tells each member's user channel (one socket per device for all conversations). */

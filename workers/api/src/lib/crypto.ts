@@ -6,6 +6,13 @@ export function base64url(bytes: Uint8Array): string {
 	return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/** Standard base64 (with padding), the encoding of every binary field in the API. */
+export function base64FromBytes(bytes: Uint8Array): string {
+	let binary = "";
+	for (const b of bytes) binary += String.fromCharCode(b);
+	return btoa(binary);
+}
+
 export function fromBase64(text: string): Uint8Array {
 	const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
 	return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));

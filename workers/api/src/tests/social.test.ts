@@ -224,8 +224,11 @@ describe("devices", () => {
 		});
 		expect(stolen.status).toBe(409);
 
-		expect((await call(`/v1/devices/${id}`, { method: "DELETE", token: s.accessToken })).status).toBe(204);
-		expect((await call<{ devices: Json[] }>("/v1/devices", { token: s.accessToken })).body.devices).toEqual([]);
+		const laptop = await login(user, "laptop");
+		expect((await call(`/v1/devices/${id}`, { method: "DELETE", token: laptop.accessToken })).status).toBe(204);
+		expect((await call<{ devices: Json[] }>("/v1/devices", { token: laptop.accessToken })).body.devices).toEqual([]);
+		// The removed device's session ended with it.
+		expect((await call("/v1/devices", { token: s.accessToken })).status).toBe(401);
 	});
 
 	it("refuses a credential that is not an Ed25519 public key", async () => {

@@ -8,6 +8,7 @@ import {
 	HistoryPage,
 	HistoryQuery,
 	Message,
+	PendingWelcome,
 	ReadRequest,
 	SendMessageRequest,
 	UpdateConversationRequest,
@@ -29,7 +30,8 @@ import {
 	syncRoom,
 	toConversation,
 } from "../../conversations/service.ts";
-import { conversationMembers, conversations } from "../../db/schema/index.ts";
+import type { Database } from "../../db/client.ts";
+import { conversationMembers, conversations, devices } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { newId } from "../../lib/ids.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
@@ -129,6 +131,67 @@ const read = createRoute({
 	request: { params: IdParam, body: jsonBody(ReadRequest) },
 	responses: { ...NO_CONTENT, ...errorResponses(400, 401, 404) },
 });
+
+const SEND_ERRORS = {
+	TOO_LARGE: [413, "TOO_LARGE"],
+	FORBIDDEN: [403, "FORBIDDEN"],
+	NOT_FOUND: [404, "NOT_FOUND"],
+	CONFLICT: [409, "CONFLICT"],
+	STALE_EPOCH: [409, "STALE_EPOCH"],
+	INVALID: [400, "VALIDATION_FAILED"],
+} as const;
+
+function sendError(result: Extract<SendResult, { ok: false }>): ApiError {
+	const [status, code] = SEND_ERRORS[result.code];
+	return new ApiError(status, code, result.message, {
+		...(result.currentEpoch !== undefined && { details: { currentEpoch: result.currentEpoch } }),
+	});
+}
+
+const welcomes = createRoute({
+	method: "get",
+	path: "/v1/conversations/{id}/welcomes",
+	tags,
+	summary: "MLS Welcome messages waiting for one of the caller's devices",
+	...authed,
+	request: { params: IdParam, query: z.object({ deviceId: z.string().max(64) }) },
+	responses: {
+		200: jsonResponse(z.object({ welcomes: z.array(PendingWelcome) }), "Welcomes"),
+		...errorResponses(401, 404),
+	},
+});
+const ackWelcome = createRoute({
+	method: "delete",
+	path: "/v1/conversations/{id}/welcomes/{welcomeId}",
+	tags,
+	summary: "Drop a Welcome the device has processed",
+	...authed,
+	request: {
+		params: z.object({ id: z.string().max(64), welcomeId: z.string().max(64) }),
+		query: z.object({ deviceId: z.string().max(64) }),
+	},
+	responses: { ...NO_CONTENT, ...errorResponses(401, 404) },
+});
+const mlsState = createRoute({
+	method: "get",
+	path: "/v1/conversations/{id}/mls",
+	tags,
+	summary: "The conversation's MLS group id (hex) and current epoch, as the Delivery Service orders them",
+	...authed,
+	request: { params: IdParam },
+	responses: {
+		200: jsonResponse(z.object({ groupId: z.string().nullable(), epoch: z.number().int() }), "State"),
+		...errorResponses(401, 404),
+	},
+});
+
+async function assertOwnDevice(db: Database, userId: string, deviceId: string): Promise<void> {
+	const [device] = await db
+		.select({ id: devices.id })
+		.from(devices)
+		.where(and(eq(devices.id, deviceId), eq(devices.userId, userId)));
+	if (!device) throw new ApiError(404, "NOT_FOUND", "No such device.");
+}
 
 function requireAdmin(role: string): void {
 	if (role !== "owner" && role !== "admin") throw new ApiError(403, "FORBIDDEN", "Only owners and admins may do this.");
@@ -349,15 +412,32 @@ export const conversationRoutes = createRouter()
 				senderDeviceId: body.senderDeviceId,
 				clientId: body.clientId,
 				ciphertext: body.ciphertext,
+				welcome: body.welcome,
 			}),
 		);
-		if (!result.ok) {
-			const status =
-				result.code === "TOO_LARGE" ? 413 : result.code === "FORBIDDEN" ? 403 : result.code === "NOT_FOUND" ? 404 : 409;
-			throw new ApiError(status, result.code, result.message);
-		}
+		if (!result.ok) throw sendError(result);
 		// A retry with the same clientId gets the original answer (idempotent replay).
 		return c.json({ message: result.message }, 201);
+	})
+	.openapi(welcomes, async (c) => {
+		const { deviceId } = c.req.valid("query");
+		const { row } = await conversationForMember(c.var.db, c.req.valid("param").id, c.var.auth.userId);
+		await assertOwnDevice(c.var.db, c.var.auth.userId, deviceId);
+		return c.json({ welcomes: await callRoom("conversation room", roomOf(c.env, row.id).welcomes(deviceId)) }, 200);
+	})
+	.openapi(ackWelcome, async (c) => {
+		const { id, welcomeId } = c.req.valid("param");
+		const { deviceId } = c.req.valid("query");
+		const { row } = await conversationForMember(c.var.db, id, c.var.auth.userId);
+		await assertOwnDevice(c.var.db, c.var.auth.userId, deviceId);
+		if (!(await callRoom("conversation room", roomOf(c.env, row.id).deleteWelcome(deviceId, welcomeId)))) {
+			throw new ApiError(404, "NOT_FOUND", "No such welcome.");
+		}
+		return c.body(null, 204);
+	})
+	.openapi(mlsState, async (c) => {
+		const { row } = await conversationForMember(c.var.db, c.req.valid("param").id, c.var.auth.userId);
+		return c.json(await callRoom("conversation room", roomOf(c.env, row.id).mlsState()), 200);
 	})
 	.openapi(read, async (c) => {
 		const { row } = await conversationForMember(c.var.db, c.req.valid("param").id, c.var.auth.userId);

@@ -1,8 +1,12 @@
 import { createRoute } from "@hono/zod-openapi";
-import { CreateDeviceRequest, Device, type DeviceId, DeviceList } from "@secureconnect/protocol";
+import { CreateDeviceRequest, Device, type DeviceId, DeviceList, type UserId } from "@secureconnect/protocol";
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
-import { devices } from "../../db/schema/index.ts";
+import { revokeSession } from "../../auth/sessions.ts";
+import { closeSessionSockets, notifyUsers, roomOf } from "../../conversations/service.ts";
+import type { Database } from "../../db/client.ts";
+import { conversationMembers, devices } from "../../db/schema/index.ts";
+import type { Env } from "../../env.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { fromBase64 } from "../../lib/crypto.ts";
 import { isEd25519PublicKey } from "../../lib/ed25519.ts";
@@ -69,10 +73,12 @@ export const deviceRoutes = createRouter()
 				userId: c.var.auth.userId,
 				name: body.name,
 				credential: body.credential,
+				sessionId: c.var.auth.sessionId,
 			})
 			.onConflictDoNothing()
 			.returning();
 		if (!row) throw new ApiError(409, "CONFLICT", "This credential is already registered to a device.");
+		await announceDevice(c.env, c.var.db, c.var.auth.userId, row.id, "added");
 		return c.json({ device: toDevice(row) }, 201);
 	})
 	.openapi(list, async (c) => {
@@ -89,5 +95,22 @@ export const deviceRoutes = createRouter()
 			.where(and(eq(devices.id, c.req.valid("param").id), eq(devices.userId, c.var.auth.userId)))
 			.returning();
 		if (!row) throw new ApiError(404, "NOT_FOUND", "No such device.");
+		// The device's session ends and its sockets close; its groups hear of it so members remove its leaf.
+		if (row.sessionId) {
+			await revokeSession(c.var.db, row.sessionId, "device_removed");
+			await closeSessionSockets(c.env, c.var.auth.userId, [row.sessionId]);
+		}
+		await announceDevice(c.env, c.var.db, c.var.auth.userId, row.id, "removed");
 		return c.body(null, 204);
 	});
+
+/** Tells the user's other devices and every conversation the user is in. */
+async function announceDevice(env: Env, db: Database, userId: string, deviceId: string, change: "added" | "removed") {
+	const frame = { type: "device" as const, change, userId: userId as UserId, deviceId: deviceId as DeviceId };
+	await notifyUsers(env, [userId], frame);
+	const rooms = await db
+		.select({ id: conversationMembers.conversationId })
+		.from(conversationMembers)
+		.where(eq(conversationMembers.userId, userId));
+	await Promise.allSettled(rooms.map((r) => roomOf(env, r.id).announce(frame)));
+}

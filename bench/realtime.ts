@@ -1,0 +1,719 @@
+// Realtime figures: fan-out latency from one sender to 100 and to 1,000 sockets
+// of one conversation, durable messages/s of one conversation, and memory per
+// open socket, each next to a plain Node `ws` broadcast server and a Socket.IO
+// server measured in the same run by the same client code. Every server runs
+// in its own process (workerd under `wrangler dev`, the baselines as Node
+// children); the load generator is this process.
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { io as connectSocketIo } from "socket.io-client";
+import { WebSocket } from "ws";
+import { startLocalDatabase } from "../scripts/local/database.ts";
+import { type Managed, start, stopAll, waitForHttp } from "../scripts/local/processes.ts";
+import { GENERATORS } from "../scripts/local/secrets.ts";
+import { startWranglerDev } from "../scripts/local/wrangler.ts";
+import type { Figure } from "./accounts.ts";
+import { round, summarize } from "./stats.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+
+/** The product's default (MAX_SOCKETS_PER_USER): 1,000 sockets are 100 users × 10 sockets. */
+const SOCKETS_PER_USER = 10;
+/** Pause after every socket of the conversation has a message, before the next one is sent. */
+const GAP_MS = 2;
+/** Sockets opened at once while building up the load. */
+const OPEN_CONCURRENCY = 25;
+/** Throughput test: messages in flight from the sender, and sockets that only receive. */
+const WINDOW = 50;
+const THROUGHPUT_RECEIVERS = 3;
+const MESSAGE_TIMEOUT_MS = 20_000;
+/** 64 opaque bytes, as a client would send ciphertext. */
+const CIPHERTEXT = randomBytes(64).toString("base64");
+
+interface Counts {
+	fanout100: number;
+	fanout1000: number;
+	warmup: number;
+	throughput: number;
+}
+
+const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 3000 };
+const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 500 };
+
+function log(message: string): void {
+	process.stderr.write(`[realtime] ${message}\n`);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------- waiting without polling
+
+/** Wakes waiters when the state they watch may have changed; a failure rejects every wait. */
+class Signal {
+	failure: Error | undefined;
+	#waiters = new Set<() => void>();
+
+	notify(): void {
+		for (const waiter of [...this.#waiters]) waiter();
+	}
+
+	fail(reason: string): void {
+		this.failure ??= new Error(reason);
+		this.notify();
+	}
+
+	until(ok: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+		return new Promise<void>((resolve, reject) => {
+			const done = () => {
+				clearTimeout(timer);
+				this.#waiters.delete(check);
+			};
+			const check = () => {
+				if (this.failure) {
+					done();
+					reject(this.failure);
+				} else if (ok()) {
+					done();
+					resolve();
+				}
+			};
+			const timer = setTimeout(() => {
+				done();
+				reject(new Error(`timed out after ${timeoutMs} ms: ${what()}`));
+			}, timeoutMs);
+			this.#waiters.add(check);
+			check();
+		});
+	}
+}
+
+// ---------------------------------------------------------------- clients of the three servers
+
+type Listener = (kind: "message" | "ack", clientId: string) => void;
+
+interface Client {
+	send(clientId: string): void;
+	close(): Promise<void>;
+}
+
+type Opener = (listener: Listener) => Promise<Client>;
+
+interface WsClientOptions {
+	url: string;
+	protocols: string[];
+	signal: Signal;
+	/** Resolve the open only after a first frame of this type. */
+	readyFrame?: string;
+	onFrame(frame: Record<string, unknown>, listener: Listener): void;
+	frameOf(clientId: string): string;
+}
+
+function openWs(options: WsClientOptions, listener: Listener): Promise<Client> {
+	return new Promise<Client>((resolve, reject) => {
+		const ws = new WebSocket(options.url, options.protocols, { perMessageDeflate: false });
+		let open = false;
+		let closing = false;
+		const closed = new Promise<void>((r) => ws.once("close", () => r()));
+		const client: Client = {
+			send: (clientId) => ws.send(options.frameOf(clientId)),
+			close: async () => {
+				closing = true;
+				if (ws.readyState !== WebSocket.CLOSED) ws.close(1000, "done");
+				await closed;
+			},
+		};
+		ws.on("unexpected-response", (request, response) => {
+			let body = "";
+			response.setEncoding("utf8");
+			response.on("data", (chunk: string) => {
+				body += chunk;
+			});
+			response.on("end", () => {
+				request.destroy();
+				reject(new Error(`upgrade refused: ${response.statusCode} ${body.slice(0, 300)}`));
+			});
+		});
+		ws.on("error", (error) => {
+			if (open) options.signal.fail(`socket error: ${error.message}`);
+			else reject(error);
+		});
+		ws.on("close", (code, reason) => {
+			if (!open) reject(new Error(`socket closed before it was ready: ${code} ${reason.toString()}`));
+			else if (!closing) options.signal.fail(`the server closed a socket: ${code} ${reason.toString()}`);
+		});
+		const ready = () => {
+			open = true;
+			resolve(client);
+		};
+		if (!options.readyFrame) ws.on("open", ready);
+		ws.on("message", (data) => {
+			const frame = JSON.parse(String(data)) as Record<string, unknown>;
+			if (!open && frame.type === options.readyFrame) return ready();
+			options.onFrame(frame, listener);
+		});
+	});
+}
+
+/** A socket of a conversation in the product: `bearer.<token>` subprotocol, frames per protocol/src/realtime.ts. */
+function productOpener(base: string, conversationId: string, token: string, signal: Signal): Opener {
+	const url = `${base.replace(/^http/, "ws")}/v1/conversations/${conversationId}/ws`;
+	return (listener) =>
+		openWs(
+			{
+				url,
+				protocols: ["secureconnect.v1", `bearer.${token}`],
+				signal,
+				readyFrame: "ready",
+				frameOf: (clientId) => JSON.stringify({ type: "send", clientId, ciphertext: CIPHERTEXT }),
+				onFrame: (frame, on) => {
+					if (frame.type === "message") on("message", (frame.message as { clientId: string }).clientId);
+					else if (frame.type === "ack") on("ack", frame.clientId as string);
+					else if (frame.type === "error") signal.fail(`error frame from the server: ${JSON.stringify(frame)}`);
+				},
+			},
+			listener,
+		);
+}
+
+/** A client of the `ws` relay: it sends the same frame the product gets; every relayed copy is a "message". */
+function wsOpener(port: number, signal: Signal): Opener {
+	return (listener) =>
+		openWs(
+			{
+				url: `ws://127.0.0.1:${port}/`,
+				protocols: [],
+				signal,
+				frameOf: (clientId) => JSON.stringify({ type: "send", clientId, ciphertext: CIPHERTEXT }),
+				onFrame: (frame, on) => on("message", frame.clientId as string),
+			},
+			listener,
+		);
+}
+
+function socketIoOpener(port: number, signal: Signal): Opener {
+	return (listener) =>
+		new Promise<Client>((resolve, reject) => {
+			const socket = connectSocketIo(`http://127.0.0.1:${port}`, {
+				transports: ["websocket"],
+				forceNew: true,
+				reconnection: false,
+				timeout: 30_000,
+			});
+			let open = false;
+			let closing = false;
+			socket.on("connect", () => {
+				open = true;
+				resolve({
+					send: (clientId) =>
+						socket.emit("send", { clientId, ciphertext: CIPHERTEXT }, () => listener("ack", clientId)),
+					close: async () => {
+						closing = true;
+						socket.disconnect();
+					},
+				});
+			});
+			socket.on("connect_error", (error) => {
+				if (open) signal.fail(`socket.io connect error: ${error.message}`);
+				else reject(error);
+			});
+			socket.on("disconnect", (reason) => {
+				if (!closing) signal.fail(`socket.io socket dropped: ${reason}`);
+			});
+			socket.on("message", (message: { clientId: string }) => listener("message", message.clientId));
+		});
+}
+
+async function openMany(count: number, open: (index: number) => Promise<Client>): Promise<Client[]> {
+	const clients: Client[] = [];
+	let next = 0;
+	await Promise.all(
+		Array.from({ length: Math.min(OPEN_CONCURRENCY, count) }, async () => {
+			while (next < count) {
+				const index = next++;
+				clients.push(await open(index));
+			}
+		}),
+	);
+	return clients;
+}
+
+async function closeAll(clients: Client[]): Promise<void> {
+	const closing = Promise.all(clients.map((c) => c.close()));
+	const timeout = sleep(15_000).then(() => {
+		throw new Error("sockets did not close within 15 s");
+	});
+	await Promise.race([closing, timeout]);
+}
+
+// ---------------------------------------------------------------- measurements
+
+/** One message at a time: latency from send to receipt on each receiving socket. */
+class FanoutProbe {
+	readonly samples: number[] = [];
+	#current: { clientId: string; t0: number; left: number; record: boolean } | undefined;
+
+	readonly signal: Signal;
+
+	constructor(signal: Signal) {
+		this.signal = signal;
+	}
+
+	readonly receiver: Listener = (kind, clientId) => {
+		const current = this.#current;
+		if (kind !== "message" || current?.clientId !== clientId) return;
+		if (current.record) this.samples.push(performance.now() - current.t0);
+		current.left--;
+		if (current.left === 0) this.signal.notify();
+	};
+
+	async run(sender: Client, receivers: number, warmup: number, count: number, tag: string): Promise<number[]> {
+		for (let i = 0; i < warmup + count; i++) {
+			const current = { clientId: `${tag}.${i}`, t0: 0, left: receivers, record: i >= warmup };
+			this.#current = current;
+			current.t0 = performance.now();
+			sender.send(current.clientId);
+			await this.signal.until(
+				() => current.left === 0,
+				MESSAGE_TIMEOUT_MS,
+				() => `message ${i} reached ${receivers - current.left} of ${receivers} sockets`,
+			);
+			await sleep(GAP_MS);
+		}
+		this.#current = undefined;
+		return this.samples;
+	}
+}
+
+/** The sender keeps `window` messages unacknowledged until `count` are acknowledged. */
+class ThroughputProbe {
+	#prefix = "";
+	#count = 0;
+	#sent = 0;
+	#acked = 0;
+	#received = 0;
+	#client: Client | undefined;
+
+	readonly signal: Signal;
+	readonly receivers: number;
+
+	constructor(signal: Signal, receivers: number) {
+		this.signal = signal;
+		this.receivers = receivers;
+	}
+
+	readonly sender: Listener = (kind, clientId) => {
+		if (kind !== "ack" || !clientId.startsWith(this.#prefix)) return;
+		this.#acked++;
+		if (this.#sent < this.#count) this.#sendOne();
+		if (this.#acked === this.#count) this.signal.notify();
+	};
+
+	readonly receiver: Listener = (kind, clientId) => {
+		if (kind !== "message" || !clientId.startsWith(this.#prefix)) return;
+		this.#received++;
+		if (this.#received === this.#count * this.receivers) this.signal.notify();
+	};
+
+	#sendOne(): void {
+		(this.#client as Client).send(`${this.#prefix}${this.#sent++}`);
+	}
+
+	/** Returns ms from the first send to the last ack; then checks every receiver got every message. */
+	async run(client: Client, count: number, prefix: string): Promise<number> {
+		this.#client = client;
+		this.#prefix = prefix;
+		this.#count = count;
+		this.#sent = 0;
+		this.#acked = 0;
+		this.#received = 0;
+		const t0 = performance.now();
+		for (let i = 0; i < Math.min(WINDOW, count); i++) this.#sendOne();
+		await this.signal.until(
+			() => this.#acked === count,
+			MESSAGE_TIMEOUT_MS + count * 20,
+			() => `${this.#acked} of ${count} acknowledged`,
+		);
+		const ms = performance.now() - t0;
+		await this.signal.until(
+			() => this.#received === count * this.receivers,
+			MESSAGE_TIMEOUT_MS,
+			() => `receivers got ${this.#received} of ${count * this.receivers} copies`,
+		);
+		return ms;
+	}
+}
+
+// ---------------------------------------------------------------- memory of server processes
+
+function parentOf(pid: number): number | undefined {
+	try {
+		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+		return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+	} catch {
+		return undefined; // gone
+	}
+}
+
+/** Live workerd processes below `root` (wrangler's own Node processes and exited children excluded). */
+function workerdProcesses(root: number): number[] {
+	const children = new Map<number, number[]>();
+	for (const name of readdirSync("/proc")) {
+		if (!/^\d+$/.test(name)) continue;
+		const pid = Number(name);
+		const parent = parentOf(pid);
+		if (parent === undefined) continue;
+		children.set(parent, [...(children.get(parent) ?? []), pid]);
+	}
+	const found: number[] = [];
+	const queue = [root];
+	while (queue.length > 0) {
+		const pid = queue.shift() as number;
+		for (const child of children.get(pid) ?? []) {
+			queue.push(child);
+			try {
+				const binary = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0] ?? "";
+				if (binary.endsWith("/workerd") && /VmRSS:/.test(readFileSync(`/proc/${child}/status`, "utf8"))) {
+					found.push(child);
+				}
+			} catch {
+				// gone
+			}
+		}
+	}
+	return found;
+}
+
+function rssBytes(pids: number[]): number {
+	let total = 0;
+	for (const pid of pids) {
+		const status = readFileSync(`/proc/${pid}/status`, "utf8");
+		const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+		if (kb === undefined) throw new Error(`no VmRSS for process ${pid}`);
+		total += Number(kb) * 1024;
+	}
+	return total;
+}
+
+/** RSS once it has settled: the median of a few readings after a pause. */
+async function settledRss(pids: number[]): Promise<number> {
+	await sleep(2_000);
+	const readings: number[] = [];
+	for (let i = 0; i < 5; i++) {
+		readings.push(rssBytes(pids));
+		await sleep(200);
+	}
+	readings.sort((a, b) => a - b);
+	return readings[2] as number;
+}
+
+// ---------------------------------------------------------------- one system, all measurements
+
+interface Results {
+	fanout100: number[];
+	fanout1000: number[];
+	msgsPerSecond: number;
+	bytesPerSocket: number;
+}
+
+interface System {
+	name: string;
+	signal: Signal;
+	/** Processes whose memory counts as the server's. */
+	pids(): number[];
+	/** Sender and receivers of a conversation with `receiverSockets` receiving sockets. */
+	conversation(
+		receiverSockets: number,
+		purpose: "fanout100" | "fanout1000" | "throughput",
+	): Promise<{
+		sender: Opener;
+		receiver: (index: number) => Opener;
+	}>;
+	/** The ws relay has no acks: the sender's own relayed copy stands in for one. */
+	echoIsAck?: boolean;
+}
+
+async function measure(system: System, counts: Counts): Promise<Results> {
+	const { signal } = system;
+	const t0 = performance.now();
+	const step = (what: string) => log(`${system.name}: ${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+
+	// Fan-out to 100 sockets.
+	let conv = await system.conversation(100, "fanout100");
+	let probe = new FanoutProbe(signal);
+	let sender = await conv.sender(() => {});
+	let receivers = await openMany(100, (i) => conv.receiver(i)(probe.receiver));
+	step("100 sockets open");
+	const fanout100 = await probe.run(sender, 100, counts.warmup, counts.fanout100, "f100");
+	step(`fan-out to 100 measured over ${counts.fanout100} messages`);
+	await closeAll([sender, ...receivers]);
+
+	// Memory of 1,000 idle sockets, then fan-out to them.
+	conv = await system.conversation(1000, "fanout1000");
+	probe = new FanoutProbe(signal);
+	sender = await conv.sender(() => {});
+	const pids = system.pids();
+	if (pids.length === 0) throw new Error(`${system.name}: no server process found to read memory from`);
+	step(`server processes for memory: ${pids.join(", ")}`);
+	const before = await settledRss(pids);
+	receivers = await openMany(1000, (i) => conv.receiver(i)(probe.receiver));
+	step("1,000 sockets open");
+	const after = await settledRss(pids);
+	const bytesPerSocket = (after - before) / 1000;
+	const fanout1000 = await probe.run(sender, 1000, counts.warmup, counts.fanout1000, "f1000");
+	step(`fan-out to 1,000 measured over ${counts.fanout1000} messages`);
+	await closeAll([sender, ...receivers]);
+
+	// Messages per second through one conversation.
+	conv = await system.conversation(THROUGHPUT_RECEIVERS, "throughput");
+	const throughput = new ThroughputProbe(signal, THROUGHPUT_RECEIVERS);
+	sender = await conv.sender(
+		system.echoIsAck ? (kind, id) => throughput.sender(kind === "message" ? "ack" : kind, id) : throughput.sender,
+	);
+	receivers = await openMany(THROUGHPUT_RECEIVERS, (i) => conv.receiver(i)(throughput.receiver));
+	await throughput.run(sender, Math.min(200, counts.throughput), "tw.");
+	const ms = await throughput.run(sender, counts.throughput, "tm.");
+	step(`${counts.throughput} messages with ${WINDOW} in flight`);
+	await closeAll([sender, ...receivers]);
+
+	return { fanout100, fanout1000, msgsPerSecond: (counts.throughput / ms) * 1000, bytesPerSocket };
+}
+
+// ---------------------------------------------------------------- the three systems
+
+async function startBaseline(name: string, script: string, port: number): Promise<Managed> {
+	const managed = start(name, process.execPath, [join(ROOT, "bench/baselines", script), String(port)], { cwd: ROOT });
+	const listening = new Promise<void>((resolve, reject) => {
+		let output = "";
+		managed.child.stdout?.on("data", (chunk: string) => {
+			output += chunk;
+			if (output.includes(`listening ${port}`)) resolve();
+		});
+		void managed.exited.then((code) => reject(new Error(`${name} exited with ${code} before listening`)));
+	});
+	await Promise.race([
+		listening,
+		sleep(15_000).then(() => {
+			throw new Error(`${name} did not listen on ${port} within 15 s`);
+		}),
+	]);
+	return managed;
+}
+
+function baselineSystem(name: string, managed: Managed, opener: Opener, signal: Signal, echoIsAck: boolean): System {
+	const pid = managed.child.pid;
+	if (pid === undefined) throw new Error(`${name} has no pid`);
+	return {
+		name,
+		signal,
+		echoIsAck,
+		pids: () => [pid],
+		// One server-wide room: every connected client is in the conversation.
+		conversation: async () => ({ sender: opener, receiver: () => opener }),
+	};
+}
+
+interface Account {
+	userId: string;
+	token: string;
+}
+
+async function productSystem(api: string, wrangler: Managed, signal: Signal): Promise<System> {
+	const run = Date.now().toString(36);
+	const post = async <T>(path: string, body: unknown, token?: string): Promise<T> => {
+		const res = await fetch(`${api}${path}`, {
+			method: "POST",
+			headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+			body: JSON.stringify(body),
+		});
+		const text = await res.text();
+		if (!res.ok) throw new Error(`POST ${path} answered ${res.status}: ${text.slice(0, 300)}`);
+		return JSON.parse(text) as T;
+	};
+	const account = async (i: number): Promise<Account> => {
+		const email = `rt-${run}-${i}@example.test`;
+		const password = "benchmark passphrase 42";
+		const registered = await post<{ user: { id: string } }>("/v1/auth/register", {
+			email,
+			password,
+			handle: `rt_${run}_${i}`,
+			displayName: `Bench ${i}`,
+		});
+		const login = await post<{ accessToken: string }>("/v1/auth/login", { email, password });
+		return { userId: registered.user.id, token: login.accessToken };
+	};
+	// One sender plus enough receivers for 1,000 sockets at the per-user socket limit.
+	const receiverUsers = 1000 / SOCKETS_PER_USER;
+	const t0 = performance.now();
+	const accounts: Account[] = [];
+	let next = 0;
+	await Promise.all(
+		Array.from({ length: 4 }, async () => {
+			while (next <= receiverUsers) accounts[next] = await account(next++);
+		}),
+	);
+	log(
+		`workerd: ${accounts.length} accounts registered and signed in (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+	);
+	const [owner, ...others] = accounts as [Account, ...Account[]];
+	return {
+		name: "workerd",
+		signal,
+		pids: () => workerdProcesses(wrangler.child.pid as number),
+		conversation: async (receiverSockets, purpose) => {
+			// Receiving sockets: SOCKETS_PER_USER per member, except the throughput test's one each.
+			const perUser = purpose === "throughput" ? 1 : SOCKETS_PER_USER;
+			const members = others.slice(0, Math.ceil(receiverSockets / perUser));
+			const { conversation } = await post<{ conversation: { id: string } }>(
+				"/v1/conversations",
+				{ type: "group", memberIds: members.map((m) => m.userId), title: `bench ${purpose}` },
+				owner.token,
+			);
+			return {
+				sender: productOpener(api, conversation.id, owner.token, signal),
+				receiver: (index) =>
+					productOpener(api, conversation.id, (members[Math.floor(index / perUser)] as Account).token, signal),
+			};
+		},
+	};
+}
+
+// ---------------------------------------------------------------- entry point
+
+export async function benchRealtime(quick: boolean, dataDir: string, port: number): Promise<Figure[]> {
+	const counts = quick ? QUICK : FULL;
+	const results: Record<"workerd" | "ws" | "sio", Results> = {} as Record<"workerd" | "ws" | "sio", Results>;
+
+	const wsSignal = new Signal();
+	const wsServer = await startBaseline("ws-baseline", "ws-server.ts", port + 2);
+	results.ws = await measure(baselineSystem("ws", wsServer, wsOpener(port + 2, wsSignal), wsSignal, true), counts);
+	const sioSignal = new Signal();
+	const sioServer = await startBaseline("socketio-baseline", "socketio-server.ts", port + 3);
+	results.sio = await measure(
+		baselineSystem("socket.io", sioServer, socketIoOpener(port + 3, sioSignal), sioSignal, false),
+		counts,
+	);
+	await stopAll();
+
+	const db = await startLocalDatabase({ migrationsDir: join(ROOT, "migrations") });
+	try {
+		const secrets = Object.fromEntries(Object.entries(GENERATORS).map(([k, g]) => [k, g()]));
+		const wrangler = startWranglerDev({
+			root: ROOT,
+			port,
+			persistTo: join(dataDir, "realtime"),
+			name: "realtime-api",
+			vars: {
+				...secrets,
+				DATABASE_URL: db.databaseUrl,
+				DB_WS_PROXY: db.wsProxy,
+				LOG_LEVEL: "error",
+				// The throughput test sends as fast as acks allow, far above a person's 20/s.
+				SENDS_PER_SECOND: "1000000",
+				SEND_BURST: "1000000",
+				// The receivers never speak; keep them past the 90 s idle close for the whole run.
+				IDLE_TIMEOUT_SECONDS: "3600",
+			},
+		});
+		const api = `http://127.0.0.1:${port}`;
+		if (!(await waitForHttp(`${api}/health`, 60_000))) throw new Error("api did not start");
+		const signal = new Signal();
+		results.workerd = await measure(await productSystem(api, wrangler, signal), counts);
+	} finally {
+		await stopAll();
+		await db.close();
+	}
+
+	const f100 = {
+		workerd: summarize(results.workerd.fanout100),
+		ws: summarize(results.ws.fanout100),
+		sio: summarize(results.sio.fanout100),
+	};
+	const f1000 = {
+		workerd: summarize(results.workerd.fanout1000),
+		ws: summarize(results.ws.fanout1000),
+		sio: summarize(results.sio.fanout1000),
+	};
+	const n100 = `${counts.fanout100} messages × 100 sockets`;
+	const n1000 = `${counts.fanout1000} messages × 1,000 sockets`;
+	return [
+		{
+			key: "fanout100_p50_ms",
+			label: `Fan-out send → receipt p50, 1 sender → 100 sockets of one conversation (${n100})`,
+			value: f100.workerd.p50,
+			unit: "ms",
+			baseline: { label: `Node ws relay p50 (Socket.IO: ${f100.sio.p50} ms)`, value: f100.ws.p50 },
+		},
+		{
+			key: "fanout100_p99_ms",
+			label: "Fan-out p99, 100 sockets",
+			value: f100.workerd.p99,
+			unit: "ms",
+			baseline: { label: `Node ws relay p99 (Socket.IO: ${f100.sio.p99} ms)`, value: f100.ws.p99 },
+		},
+		{
+			key: "fanout1000_p50_ms",
+			label: `Fan-out p50, 1 sender → 1,000 sockets of one conversation (${n1000})`,
+			value: f1000.workerd.p50,
+			unit: "ms",
+			baseline: { label: `Node ws relay p50 (Socket.IO: ${f1000.sio.p50} ms)`, value: f1000.ws.p50 },
+		},
+		{
+			key: "fanout1000_p99_ms",
+			label: "Fan-out p99, 1,000 sockets",
+			value: f1000.workerd.p99,
+			unit: "ms",
+			baseline: { label: `Node ws relay p99 (Socket.IO: ${f1000.sio.p99} ms)`, value: f1000.ws.p99 },
+		},
+		{ key: "ws_fanout100_p99_ms", label: "Node ws relay fan-out p99, 100 sockets", value: f100.ws.p99, unit: "ms" },
+		{ key: "ws_fanout1000_p50_ms", label: "Node ws relay fan-out p50, 1,000 sockets", value: f1000.ws.p50, unit: "ms" },
+		{ key: "ws_fanout1000_p99_ms", label: "Node ws relay fan-out p99, 1,000 sockets", value: f1000.ws.p99, unit: "ms" },
+		{ key: "sio_fanout100_p99_ms", label: "Socket.IO fan-out p99, 100 sockets", value: f100.sio.p99, unit: "ms" },
+		{ key: "sio_fanout1000_p50_ms", label: "Socket.IO fan-out p50, 1,000 sockets", value: f1000.sio.p50, unit: "ms" },
+		{ key: "sio_fanout1000_p99_ms", label: "Socket.IO fan-out p99, 1,000 sockets", value: f1000.sio.p99, unit: "ms" },
+		{
+			key: "msgs_per_s",
+			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; ack after SQLite write)`,
+			value: round(results.workerd.msgsPerSecond, 0),
+			unit: "msg/s",
+			baseline: {
+				label: `Socket.IO, in-memory ack, not durable (Node ws relay, own echo as ack: ${round(results.ws.msgsPerSecond, 0)} msg/s)`,
+				value: round(results.sio.msgsPerSecond, 0),
+			},
+		},
+		{
+			key: "sio_msgs_per_s",
+			label: "Socket.IO messages/s (in-memory callback ack, not durable)",
+			value: round(results.sio.msgsPerSecond, 0),
+			unit: "msg/s",
+		},
+		{
+			key: "ws_msgs_per_s",
+			label: "Node ws relay messages/s (sender's own relayed copy as ack, not durable)",
+			value: round(results.ws.msgsPerSecond, 0),
+			unit: "msg/s",
+		},
+		{
+			key: "bytes_per_socket",
+			label: "Server memory per open idle socket (workerd RSS growth 0 → 1,000 sockets ÷ 1,000)",
+			value: round(results.workerd.bytesPerSocket, 0),
+			unit: "B",
+			baseline: {
+				label: `Node ws relay process, same way (Socket.IO: ${round(results.sio.bytesPerSocket, 0)} B)`,
+				value: round(results.ws.bytesPerSocket, 0),
+			},
+		},
+		{
+			key: "ws_bytes_per_socket",
+			label: "Node ws relay memory per open idle socket",
+			value: round(results.ws.bytesPerSocket, 0),
+			unit: "B",
+		},
+		{
+			key: "sio_bytes_per_socket",
+			label: "Socket.IO memory per open idle socket",
+			value: round(results.sio.bytesPerSocket, 0),
+			unit: "B",
+		},
+	];
+}

@@ -1,0 +1,55 @@
+// The Delivery Service reads only the public framing of an MLS message: group
+// id, epoch and content type. Content stays opaque.
+import { decodeMlsMessage } from "ts-mls";
+
+export interface MlsFraming {
+	groupId: string;
+	epoch: number;
+	contentType: "application" | "proposal" | "commit";
+}
+
+const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+function bytesOf(base64: string): Uint8Array | undefined {
+	try {
+		const binary = atob(base64);
+		return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+	} catch {
+		return undefined;
+	}
+}
+
+/** The framing of a public or private MLS message, or undefined when the bytes are not one. */
+export function readFraming(base64: string): MlsFraming | undefined {
+	const bytes = bytesOf(base64);
+	if (!bytes || bytes.length < 4) return undefined;
+	let decoded: ReturnType<typeof decodeMlsMessage>;
+	try {
+		decoded = decodeMlsMessage(bytes, 0);
+	} catch {
+		return undefined;
+	}
+	const message = decoded?.[0];
+	if (!message || decoded?.[1] !== bytes.length) return undefined;
+	if (message.wireformat === "mls_private_message") {
+		const m = message.privateMessage;
+		return { groupId: hex(m.groupId), epoch: Number(m.epoch), contentType: m.contentType };
+	}
+	if (message.wireformat === "mls_public_message") {
+		const c = message.publicMessage.content;
+		return { groupId: hex(c.groupId), epoch: Number(c.epoch), contentType: c.contentType };
+	}
+	return undefined;
+}
+
+/** True for a Welcome MLSMessage. */
+export function isWelcome(base64: string): boolean {
+	const bytes = bytesOf(base64);
+	if (!bytes) return false;
+	try {
+		const decoded = decodeMlsMessage(bytes, 0);
+		return decoded?.[0]?.wireformat === "mls_welcome" && decoded[1] === bytes.length;
+	} catch {
+		return false;
+	}
+}
