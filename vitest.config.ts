@@ -20,7 +20,7 @@ export default defineConfig({
 				],
 				test: {
 					name: "workers",
-					include: ["workers/**/*.test.ts"],
+					include: ["workers/**/*.test.ts", "sdk/**/*.test.ts"],
 					globalSetup: ["./workers/test/global-setup.ts"],
 					testTimeout: 20_000,
 				},

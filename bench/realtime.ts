@@ -18,8 +18,6 @@ import { round, summarize } from "./stats.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
-/** The product's default (MAX_SOCKETS_PER_USER): 1,000 sockets are 100 users × 10 sockets. */
-const SOCKETS_PER_USER = 10;
 /** Pause after every socket of the conversation has a message, before the next one is sent. */
 const GAP_MS = 2;
 /** Sockets opened at once while building up the load. */
@@ -32,14 +30,24 @@ const MESSAGE_TIMEOUT_MS = 20_000;
 const CIPHERTEXT = randomBytes(64).toString("base64");
 
 interface Counts {
+	/** Measured messages (after `warmup` unmeasured ones) of each fan-out test. */
 	fanout100: number;
 	fanout1000: number;
 	warmup: number;
+	/** Messages of the throughput test. */
 	throughput: number;
+	/**
+	 * Sockets per receiving member in the product's fan-out tests. 10 is the
+	 * product's MAX_SOCKETS_PER_USER: 1,000 sockets are 100 members × 10. Opening
+	 * them costs O(members × sockets) in the room (see README), too slow for
+	 * --quick, which uses 10 members × 100 sockets (MAX_SOCKETS_PER_USER=100).
+	 */
+	socketsPerUser: number;
 }
 
-const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 3000 };
-const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 500 };
+const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 3000, socketsPerUser: 10 };
+const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 500, socketsPerUser: 100 };
+const PRODUCT_SOCKETS_PER_USER = 10;
 
 function log(message: string): void {
 	process.stderr.write(`[realtime] ${message}\n`);
@@ -94,7 +102,10 @@ type Listener = (kind: "message" | "ack", clientId: string) => void;
 
 interface Client {
 	send(clientId: string): void;
+	/** Closes with a handshake; resolves once closed. */
 	close(): Promise<void>;
+	/** Drops the connection without waiting for the server. */
+	drop(): void;
 }
 
 type Opener = (listener: Listener) => Promise<Client>;
@@ -121,6 +132,10 @@ function openWs(options: WsClientOptions, listener: Listener): Promise<Client> {
 				closing = true;
 				if (ws.readyState !== WebSocket.CLOSED) ws.close(1000, "done");
 				await closed;
+			},
+			drop: () => {
+				closing = true;
+				ws.terminate();
 			},
 		};
 		ws.on("unexpected-response", (request, response) => {
@@ -211,6 +226,10 @@ function socketIoOpener(port: number, signal: Signal): Opener {
 						closing = true;
 						socket.disconnect();
 					},
+					drop: () => {
+						closing = true;
+						socket.disconnect();
+					},
 				});
 			});
 			socket.on("connect_error", (error) => {
@@ -224,17 +243,19 @@ function socketIoOpener(port: number, signal: Signal): Opener {
 		});
 }
 
-async function openMany(count: number, open: (index: number) => Promise<Client>): Promise<Client[]> {
+async function openMany(count: number, signal: Signal, open: (index: number) => Promise<Client>): Promise<Client[]> {
 	const clients: Client[] = [];
 	let next = 0;
 	await Promise.all(
 		Array.from({ length: Math.min(OPEN_CONCURRENCY, count) }, async () => {
 			while (next < count) {
+				if (signal.failure) throw signal.failure;
 				const index = next++;
 				clients.push(await open(index));
 			}
 		}),
 	);
+	if (signal.failure) throw signal.failure;
 	return clients;
 }
 
@@ -355,8 +376,8 @@ function parentOf(pid: number): number | undefined {
 	}
 }
 
-/** Live workerd processes below `root` (wrangler's own Node processes and exited children excluded). */
-function workerdProcesses(root: number): number[] {
+/** Command lines of the live workerd processes below `root` (exited children have no VmRSS). */
+function workerdProcesses(root: number): Map<number, string> {
 	const children = new Map<number, number[]>();
 	for (const name of readdirSync("/proc")) {
 		if (!/^\d+$/.test(name)) continue;
@@ -365,16 +386,16 @@ function workerdProcesses(root: number): number[] {
 		if (parent === undefined) continue;
 		children.set(parent, [...(children.get(parent) ?? []), pid]);
 	}
-	const found: number[] = [];
+	const found = new Map<number, string>();
 	const queue = [root];
 	while (queue.length > 0) {
 		const pid = queue.shift() as number;
 		for (const child of children.get(pid) ?? []) {
 			queue.push(child);
 			try {
-				const binary = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0] ?? "";
-				if (binary.endsWith("/workerd") && /VmRSS:/.test(readFileSync(`/proc/${child}/status`, "utf8"))) {
-					found.push(child);
+				const args = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0");
+				if (args[0]?.endsWith("/workerd") && /VmRSS:/.test(readFileSync(`/proc/${child}/status`, "utf8"))) {
+					found.set(child, args.join(" "));
 				}
 			} catch {
 				// gone
@@ -387,24 +408,43 @@ function workerdProcesses(root: number): number[] {
 function rssBytes(pids: number[]): number {
 	let total = 0;
 	for (const pid of pids) {
-		const status = readFileSync(`/proc/${pid}/status`, "utf8");
+		let status: string;
+		try {
+			status = readFileSync(`/proc/${pid}/status`, "utf8");
+		} catch {
+			throw new Error(`server process ${pid} is gone`);
+		}
 		const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-		if (kb === undefined) throw new Error(`no VmRSS for process ${pid}`);
+		if (kb === undefined) throw new Error(`server process ${pid} has exited (no VmRSS)`);
 		total += Number(kb) * 1024;
 	}
 	return total;
 }
 
-/** RSS once it has settled: the median of a few readings after a pause. */
-async function settledRss(pids: number[]): Promise<number> {
-	await sleep(2_000);
-	const readings: number[] = [];
+/** RSS of each group of processes once settled: the median of a few readings after a pause. */
+async function settledRss(groups: number[][]): Promise<number[]> {
+	await sleep(1_000);
+	const readings: number[][] = groups.map(() => []);
 	for (let i = 0; i < 5; i++) {
-		readings.push(rssBytes(pids));
-		await sleep(200);
+		for (const [g, pids] of groups.entries()) readings[g]?.push(rssBytes(pids));
+		await sleep(100);
 	}
-	readings.sort((a, b) => a - b);
-	return readings[2] as number;
+	return readings.map((r) => r.sort((a, b) => a - b)[2] as number);
+}
+
+/** CPU seconds (user + system) the processes have used so far. */
+function cpuSeconds(pids: number[]): number {
+	let ticks = 0;
+	for (const pid of pids) {
+		try {
+			const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			ticks += Number(fields[11]) + Number(fields[12]);
+		} catch {
+			// gone
+		}
+	}
+	return ticks / 100; // USER_HZ
 }
 
 // ---------------------------------------------------------------- one system, all measurements
@@ -413,14 +453,18 @@ interface Results {
 	fanout100: number[];
 	fanout1000: number[];
 	msgsPerSecond: number;
+	/** Time to open the 1,000 receiving sockets, OPEN_CONCURRENCY at a time. */
+	open1000Ms: number;
 	bytesPerSocket: number;
+	/** Growth of processes that relay but are not the server proper (wrangler dev's proxy workerd). */
+	relayBytesPerSocket: number;
 }
 
 interface System {
 	name: string;
 	signal: Signal;
-	/** Processes whose memory counts as the server's. */
-	pids(): number[];
+	/** The server's processes, and processes in front of it that only relay (their memory is reported apart). */
+	processes(): { server: number[]; relay: number[] };
 	/** Sender and receivers of a conversation with `receiverSockets` receiving sockets. */
 	conversation(
 		receiverSockets: number,
@@ -436,33 +480,25 @@ interface System {
 async function measure(system: System, counts: Counts): Promise<Results> {
 	const { signal } = system;
 	const t0 = performance.now();
-	const step = (what: string) => log(`${system.name}: ${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+	let serverCpu = cpuSeconds(system.processes().server);
+	const step = (what: string) => {
+		const cpu = cpuSeconds(system.processes().server);
+		log(
+			`${system.name}: ${what} (at ${((performance.now() - t0) / 1000).toFixed(1)} s; server CPU +${(cpu - serverCpu).toFixed(1)} s)`,
+		);
+		serverCpu = cpu;
+	};
 
 	// Fan-out to 100 sockets.
 	let conv = await system.conversation(100, "fanout100");
-	let probe = new FanoutProbe(signal);
+	const probe100 = new FanoutProbe(signal);
 	let sender = await conv.sender(() => {});
-	let receivers = await openMany(100, (i) => conv.receiver(i)(probe.receiver));
+	let receivers = await openMany(100, signal, (i) => conv.receiver(i)(probe100.receiver));
 	step("100 sockets open");
-	const fanout100 = await probe.run(sender, 100, counts.warmup, counts.fanout100, "f100");
+	const fanout100 = await probe100.run(sender, 100, counts.warmup, counts.fanout100, "f100");
 	step(`fan-out to 100 measured over ${counts.fanout100} messages`);
 	await closeAll([sender, ...receivers]);
-
-	// Memory of 1,000 idle sockets, then fan-out to them.
-	conv = await system.conversation(1000, "fanout1000");
-	probe = new FanoutProbe(signal);
-	sender = await conv.sender(() => {});
-	const pids = system.pids();
-	if (pids.length === 0) throw new Error(`${system.name}: no server process found to read memory from`);
-	step(`server processes for memory: ${pids.join(", ")}`);
-	const before = await settledRss(pids);
-	receivers = await openMany(1000, (i) => conv.receiver(i)(probe.receiver));
-	step("1,000 sockets open");
-	const after = await settledRss(pids);
-	const bytesPerSocket = (after - before) / 1000;
-	const fanout1000 = await probe.run(sender, 1000, counts.warmup, counts.fanout1000, "f1000");
-	step(`fan-out to 1,000 measured over ${counts.fanout1000} messages`);
-	await closeAll([sender, ...receivers]);
+	step("closed");
 
 	// Messages per second through one conversation.
 	conv = await system.conversation(THROUGHPUT_RECEIVERS, "throughput");
@@ -470,13 +506,43 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 	sender = await conv.sender(
 		system.echoIsAck ? (kind, id) => throughput.sender(kind === "message" ? "ack" : kind, id) : throughput.sender,
 	);
-	receivers = await openMany(THROUGHPUT_RECEIVERS, (i) => conv.receiver(i)(throughput.receiver));
+	receivers = await openMany(THROUGHPUT_RECEIVERS, signal, (i) => conv.receiver(i)(throughput.receiver));
+	step("throughput sockets open");
 	await throughput.run(sender, Math.min(200, counts.throughput), "tw.");
+	step("throughput warm-up done");
 	const ms = await throughput.run(sender, counts.throughput, "tm.");
-	step(`${counts.throughput} messages with ${WINDOW} in flight`);
+	step(`${counts.throughput} messages with ${WINDOW} in flight in ${(ms / 1000).toFixed(2)} s`);
 	await closeAll([sender, ...receivers]);
 
-	return { fanout100, fanout1000, msgsPerSecond: (counts.throughput / ms) * 1000, bytesPerSocket };
+	// Memory of 1,000 idle sockets, then fan-out to them. Last: closing them is left to stopping the server.
+	conv = await system.conversation(1000, "fanout1000");
+	const probe1000 = new FanoutProbe(signal);
+	sender = await conv.sender(() => {});
+	const { server, relay } = system.processes();
+	if (server.length === 0) throw new Error(`${system.name}: no server process found to read memory from`);
+	const [before = 0, relayBefore = 0] = await settledRss([server, relay]);
+	const cpu = [cpuSeconds(server), cpuSeconds(relay), process.cpuUsage()] as const;
+	const opening = performance.now();
+	receivers = await openMany(1000, signal, (i) => conv.receiver(i)(probe1000.receiver));
+	const open1000Ms = performance.now() - opening;
+	const own = process.cpuUsage(cpu[2]);
+	step(
+		`1,000 sockets open in ${(open1000Ms / 1000).toFixed(1)} s; CPU used meanwhile: server ${(cpuSeconds(server) - cpu[0]).toFixed(1)} s` +
+			`${relay.length ? `, proxy ${(cpuSeconds(relay) - cpu[1]).toFixed(1)} s` : ""}, load generator ${((own.user + own.system) / 1e6).toFixed(1)} s`,
+	);
+	const [after = 0, relayAfter = 0] = await settledRss([server, relay]);
+	const fanout1000 = await probe1000.run(sender, 1000, counts.warmup, counts.fanout1000, "f1000");
+	step(`fan-out to 1,000 measured over ${counts.fanout1000} messages`);
+	for (const client of [sender, ...receivers]) client.drop();
+
+	return {
+		fanout100,
+		fanout1000,
+		msgsPerSecond: (counts.throughput / ms) * 1000,
+		open1000Ms,
+		bytesPerSocket: (after - before) / 1000,
+		relayBytesPerSocket: (relayAfter - relayBefore) / 1000,
+	};
 }
 
 // ---------------------------------------------------------------- the three systems
@@ -507,7 +573,7 @@ function baselineSystem(name: string, managed: Managed, opener: Opener, signal: 
 		name,
 		signal,
 		echoIsAck,
-		pids: () => [pid],
+		processes: () => ({ server: [pid], relay: [] }),
 		// One server-wide room: every connected client is in the conversation.
 		conversation: async () => ({ sender: opener, receiver: () => opener }),
 	};
@@ -518,7 +584,26 @@ interface Account {
 	token: string;
 }
 
-async function productSystem(api: string, wrangler: Managed, signal: Signal): Promise<System> {
+/**
+ * wrangler dev runs two workerd processes: a proxy on the public port that
+ * relays every request and socket, and the runtime (on a port of its own) that
+ * runs the Worker and its Durable Objects. Production has no such proxy.
+ */
+function wranglerProcesses(wrangler: Managed, port: number): { server: number[]; relay: number[] } {
+	const server: number[] = [];
+	const relay: number[] = [];
+	for (const [pid, args] of workerdProcesses(wrangler.child.pid as number)) {
+		(args.includes(`entry=127.0.0.1:${port} `) ? relay : server).push(pid);
+	}
+	return { server, relay };
+}
+
+async function productSystem(
+	api: string,
+	processes: () => { server: number[]; relay: number[] },
+	signal: Signal,
+	socketsPerUser: number,
+): Promise<System> {
 	const run = Date.now().toString(36);
 	const post = async <T>(path: string, body: unknown, token?: string): Promise<T> => {
 		const res = await fetch(`${api}${path}`, {
@@ -542,14 +627,17 @@ async function productSystem(api: string, wrangler: Managed, signal: Signal): Pr
 		const login = await post<{ accessToken: string }>("/v1/auth/login", { email, password });
 		return { userId: registered.user.id, token: login.accessToken };
 	};
-	// One sender plus enough receivers for 1,000 sockets at the per-user socket limit.
-	const receiverUsers = 1000 / SOCKETS_PER_USER;
+	// The sender, and enough receiving members for 1,000 sockets (at least the throughput test's).
+	const receiverUsers = Math.max(THROUGHPUT_RECEIVERS, Math.ceil(1000 / socketsPerUser));
 	const t0 = performance.now();
 	const accounts: Account[] = [];
 	let next = 0;
 	await Promise.all(
 		Array.from({ length: 4 }, async () => {
-			while (next <= receiverUsers) accounts[next] = await account(next++);
+			while (next <= receiverUsers) {
+				const index = next++;
+				accounts[index] = await account(index);
+			}
 		}),
 	);
 	log(
@@ -559,10 +647,10 @@ async function productSystem(api: string, wrangler: Managed, signal: Signal): Pr
 	return {
 		name: "workerd",
 		signal,
-		pids: () => workerdProcesses(wrangler.child.pid as number),
+		processes,
 		conversation: async (receiverSockets, purpose) => {
-			// Receiving sockets: SOCKETS_PER_USER per member, except the throughput test's one each.
-			const perUser = purpose === "throughput" ? 1 : SOCKETS_PER_USER;
+			// The throughput test's receivers are one socket each of distinct members.
+			const perUser = purpose === "throughput" ? 1 : socketsPerUser;
 			const members = others.slice(0, Math.ceil(receiverSockets / perUser));
 			const { conversation } = await post<{ conversation: { id: string } }>(
 				"/v1/conversations",
@@ -578,23 +666,7 @@ async function productSystem(api: string, wrangler: Managed, signal: Signal): Pr
 	};
 }
 
-// ---------------------------------------------------------------- entry point
-
-export async function benchRealtime(quick: boolean, dataDir: string, port: number): Promise<Figure[]> {
-	const counts = quick ? QUICK : FULL;
-	const results: Record<"workerd" | "ws" | "sio", Results> = {} as Record<"workerd" | "ws" | "sio", Results>;
-
-	const wsSignal = new Signal();
-	const wsServer = await startBaseline("ws-baseline", "ws-server.ts", port + 2);
-	results.ws = await measure(baselineSystem("ws", wsServer, wsOpener(port + 2, wsSignal), wsSignal, true), counts);
-	const sioSignal = new Signal();
-	const sioServer = await startBaseline("socketio-baseline", "socketio-server.ts", port + 3);
-	results.sio = await measure(
-		baselineSystem("socket.io", sioServer, socketIoOpener(port + 3, sioSignal), sioSignal, false),
-		counts,
-	);
-	await stopAll();
-
+async function measureProduct(counts: Counts, dataDir: string, port: number): Promise<Results> {
 	const db = await startLocalDatabase({ migrationsDir: join(ROOT, "migrations") });
 	try {
 		const secrets = Object.fromEntries(Object.entries(GENERATORS).map(([k, g]) => [k, g()]));
@@ -611,59 +683,120 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 				// The throughput test sends as fast as acks allow, far above a person's 20/s.
 				SENDS_PER_SECOND: "1000000",
 				SEND_BURST: "1000000",
-				// The receivers never speak; keep them past the 90 s idle close for the whole run.
+				// The receivers never speak; keep them open past the 90 s idle close for the whole run.
 				IDLE_TIMEOUT_SECONDS: "3600",
+				...(counts.socketsPerUser !== PRODUCT_SOCKETS_PER_USER && {
+					MAX_SOCKETS_PER_USER: String(counts.socketsPerUser),
+				}),
 			},
 		});
 		const api = `http://127.0.0.1:${port}`;
 		if (!(await waitForHttp(`${api}/health`, 60_000))) throw new Error("api did not start");
-		const signal = new Signal();
-		results.workerd = await measure(await productSystem(api, wrangler, signal), counts);
+		const processes = () => wranglerProcesses(wrangler, port);
+		const initial = processes().server.join(",");
+		try {
+			return await measure(await productSystem(api, processes, new Signal(), counts.socketsPerUser), counts);
+		} catch (error) {
+			// wrangler dev rebuilds and restarts the runtime when a source file changes, closing every socket.
+			if (processes().server.join(",") !== initial) {
+				throw new Error(
+					`${(error as Error).message} — the workerd runtime was restarted during the run (wrangler dev reloads when a source file changes); run the bench again`,
+					{ cause: error },
+				);
+			}
+			throw error;
+		}
 	} finally {
 		await stopAll();
 		await db.close();
 	}
+}
 
-	const f100 = {
-		workerd: summarize(results.workerd.fanout100),
-		ws: summarize(results.ws.fanout100),
-		sio: summarize(results.sio.fanout100),
-	};
-	const f1000 = {
-		workerd: summarize(results.workerd.fanout1000),
-		ws: summarize(results.ws.fanout1000),
-		sio: summarize(results.sio.fanout1000),
-	};
-	const n100 = `${counts.fanout100} messages × 100 sockets`;
-	const n1000 = `${counts.fanout1000} messages × 1,000 sockets`;
+// ---------------------------------------------------------------- entry point
+
+const ms = (value: number) => round(value, 2);
+const perSecond = (value: number) => round(value, 0);
+const bytes = (value: number) => round(value, 0);
+
+export async function benchRealtime(quick: boolean, dataDir: string, port: number): Promise<Figure[]> {
+	const counts = quick ? QUICK : FULL;
+
+	const wsSignal = new Signal();
+	const wsServer = await startBaseline("ws-baseline", "ws-server.ts", port + 2);
+	const ws = await measure(baselineSystem("ws", wsServer, wsOpener(port + 2, wsSignal), wsSignal, true), counts);
+	await stopAll();
+	const sioSignal = new Signal();
+	const sioServer = await startBaseline("socketio-baseline", "socketio-server.ts", port + 3);
+	const sio = await measure(
+		baselineSystem("socket.io", sioServer, socketIoOpener(port + 3, sioSignal), sioSignal, false),
+		counts,
+	);
+	await stopAll();
+	const product = await measureProduct(counts, dataDir, port);
+
+	const f100 = { sc: summarize(product.fanout100), ws: summarize(ws.fanout100), sio: summarize(sio.fanout100) };
+	const f1000 = { sc: summarize(product.fanout1000), ws: summarize(ws.fanout1000), sio: summarize(sio.fanout1000) };
+	const shape = (sockets: number) =>
+		`${sockets / Math.min(sockets, counts.socketsPerUser)} members × ${Math.min(sockets, counts.socketsPerUser)} sockets`;
+	const vs = (label: string, sioValue: number) => `Node ws relay ${label} (Socket.IO: ${sioValue} ms)`;
 	return [
 		{
 			key: "fanout100_p50_ms",
-			label: `Fan-out send → receipt p50, 1 sender → 100 sockets of one conversation (${n100})`,
-			value: f100.workerd.p50,
+			label: `Fan-out send → receipt p50, 1 sender → 100 sockets of one conversation (${shape(100)}; ${counts.fanout100} messages one at a time)`,
+			value: f100.sc.p50,
 			unit: "ms",
-			baseline: { label: `Node ws relay p50 (Socket.IO: ${f100.sio.p50} ms)`, value: f100.ws.p50 },
+			baseline: { label: vs("p50", f100.sio.p50), value: f100.ws.p50 },
 		},
 		{
 			key: "fanout100_p99_ms",
 			label: "Fan-out p99, 100 sockets",
-			value: f100.workerd.p99,
+			value: f100.sc.p99,
 			unit: "ms",
-			baseline: { label: `Node ws relay p99 (Socket.IO: ${f100.sio.p99} ms)`, value: f100.ws.p99 },
+			baseline: { label: vs("p99", f100.sio.p99), value: f100.ws.p99 },
 		},
 		{
 			key: "fanout1000_p50_ms",
-			label: `Fan-out p50, 1 sender → 1,000 sockets of one conversation (${n1000})`,
-			value: f1000.workerd.p50,
+			label: `Fan-out p50, 1 sender → 1,000 sockets of one conversation (${shape(1000)}; ${counts.fanout1000} messages)`,
+			value: f1000.sc.p50,
 			unit: "ms",
-			baseline: { label: `Node ws relay p50 (Socket.IO: ${f1000.sio.p50} ms)`, value: f1000.ws.p50 },
+			baseline: { label: vs("p50", f1000.sio.p50), value: f1000.ws.p50 },
 		},
 		{
 			key: "fanout1000_p99_ms",
 			label: "Fan-out p99, 1,000 sockets",
-			value: f1000.workerd.p99,
+			value: f1000.sc.p99,
 			unit: "ms",
-			baseline: { label: `Node ws relay p99 (Socket.IO: ${f1000.sio.p99} ms)`, value: f1000.ws.p99 },
+			baseline: { label: vs("p99", f1000.sio.p99), value: f1000.ws.p99 },
+		},
+		{
+			key: "msgs_per_s",
+			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; acked after the SQLite write)`,
+			value: perSecond(product.msgsPerSecond),
+			unit: "msg/s",
+			baseline: {
+				label: `Socket.IO, in-memory callback ack, NOT durable (Node ws relay, own echo as ack: ${perSecond(ws.msgsPerSecond)} msg/s)`,
+				value: perSecond(sio.msgsPerSecond),
+			},
+		},
+		{
+			key: "open1000_ms",
+			label: `Time to open the 1,000 sockets, ${OPEN_CONCURRENCY} at a time (product: token + membership check, then the room)`,
+			value: ms(product.open1000Ms),
+			unit: "ms",
+			baseline: {
+				label: `Node ws relay (Socket.IO: ${ms(sio.open1000Ms)} ms)`,
+				value: ms(ws.open1000Ms),
+			},
+		},
+		{
+			key: "bytes_per_socket",
+			label: `Server memory per open idle socket: RSS growth 0 → 1,000 sockets ÷ 1,000, workerd runtime process (wrangler dev's proxy workerd adds ${bytes(product.relayBytesPerSocket)} B more)`,
+			value: bytes(product.bytesPerSocket),
+			unit: "B",
+			baseline: {
+				label: `Node ws relay process, same way (Socket.IO: ${bytes(sio.bytesPerSocket)} B)`,
+				value: bytes(ws.bytesPerSocket),
+			},
 		},
 		{ key: "ws_fanout100_p99_ms", label: "Node ws relay fan-out p99, 100 sockets", value: f100.ws.p99, unit: "ms" },
 		{ key: "ws_fanout1000_p50_ms", label: "Node ws relay fan-out p50, 1,000 sockets", value: f1000.ws.p50, unit: "ms" },
@@ -672,47 +805,35 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 		{ key: "sio_fanout1000_p50_ms", label: "Socket.IO fan-out p50, 1,000 sockets", value: f1000.sio.p50, unit: "ms" },
 		{ key: "sio_fanout1000_p99_ms", label: "Socket.IO fan-out p99, 1,000 sockets", value: f1000.sio.p99, unit: "ms" },
 		{
-			key: "msgs_per_s",
-			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; ack after SQLite write)`,
-			value: round(results.workerd.msgsPerSecond, 0),
-			unit: "msg/s",
-			baseline: {
-				label: `Socket.IO, in-memory ack, not durable (Node ws relay, own echo as ack: ${round(results.ws.msgsPerSecond, 0)} msg/s)`,
-				value: round(results.sio.msgsPerSecond, 0),
-			},
-		},
-		{
 			key: "sio_msgs_per_s",
 			label: "Socket.IO messages/s (in-memory callback ack, not durable)",
-			value: round(results.sio.msgsPerSecond, 0),
+			value: perSecond(sio.msgsPerSecond),
 			unit: "msg/s",
 		},
 		{
 			key: "ws_msgs_per_s",
-			label: "Node ws relay messages/s (sender's own relayed copy as ack, not durable)",
-			value: round(results.ws.msgsPerSecond, 0),
+			label: "Node ws relay messages/s (the sender's own relayed copy as ack, not durable)",
+			value: perSecond(ws.msgsPerSecond),
 			unit: "msg/s",
 		},
+		{ key: "ws_open1000_ms", label: "Node ws relay: time to open 1,000 sockets", value: ms(ws.open1000Ms), unit: "ms" },
+		{ key: "sio_open1000_ms", label: "Socket.IO: time to open 1,000 sockets", value: ms(sio.open1000Ms), unit: "ms" },
 		{
-			key: "bytes_per_socket",
-			label: "Server memory per open idle socket (workerd RSS growth 0 → 1,000 sockets ÷ 1,000)",
-			value: round(results.workerd.bytesPerSocket, 0),
+			key: "proxy_bytes_per_socket",
+			label: "wrangler dev's proxy workerd (dev only): RSS growth per socket",
+			value: bytes(product.relayBytesPerSocket),
 			unit: "B",
-			baseline: {
-				label: `Node ws relay process, same way (Socket.IO: ${round(results.sio.bytesPerSocket, 0)} B)`,
-				value: round(results.ws.bytesPerSocket, 0),
-			},
 		},
 		{
 			key: "ws_bytes_per_socket",
 			label: "Node ws relay memory per open idle socket",
-			value: round(results.ws.bytesPerSocket, 0),
+			value: bytes(ws.bytesPerSocket),
 			unit: "B",
 		},
 		{
 			key: "sio_bytes_per_socket",
 			label: "Socket.IO memory per open idle socket",
-			value: round(results.sio.bytesPerSocket, 0),
+			value: bytes(sio.bytesPerSocket),
 			unit: "B",
 		},
 	];

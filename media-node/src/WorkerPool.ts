@@ -1,7 +1,11 @@
 // A fixed-size pool of mediasoup workers (one OS process each).
 //
-// - Routers go to the least-loaded live worker (open routers + routers being
-//   created), so rooms spread over the CPU cores.
+// - Routers go to the least-loaded live worker (fewest consumers, then fewest
+//   open + pending routers), so rooms spread over the CPU cores; a caller can
+//   exclude workers (a call spreading over several workers wants a new one).
+// - With `webRtcServer` options, each worker gets one WebRtcServer (one UDP and
+//   one TCP port, `listenInfos(index)`), re-created when a worker restarts;
+//   every WebRTC transport of that worker shares those two ports.
 // - A worker that dies is reported (error log, `deaths` in stats) and
 //   replaced after a back-off delay. Its routers are gone with it: mediasoup
 //   closes them and emits their `workerclose` event, which is where room code
@@ -28,6 +32,15 @@ export type WorkerPoolOptions = {
 	workerBin?: string;
 	/** First restart delay; doubles on each consecutive failure. */
 	restartDelayMs?: number;
+	/** Listen infos of worker `index`'s WebRtcServer; without it, workers have none. */
+	webRtcServerListenInfos?: (index: number) => types.TransportListenInfo[];
+};
+
+/** A router with the worker slot it lives on and that worker's WebRtcServer. */
+export type AllocatedRouter<RouterAppData extends types.AppData = types.AppData> = {
+	router: types.Router<RouterAppData>;
+	webRtcServer: types.WebRtcServer | undefined;
+	workerIndex: number;
 };
 
 export type WorkerSlotStats = {
@@ -35,8 +48,13 @@ export type WorkerSlotStats = {
 	pid: number | null;
 	alive: boolean;
 	routers: number;
+	consumers: number;
 	deaths: number;
+	/** UDP and TCP port of the worker's WebRtcServer, when it has one. */
+	ports: { udp: number | null; tcp: number | null } | null;
 };
+
+export type WorkerCpuSample = { index: number; pid: number; cpuMs: number };
 
 export class NoLiveWorkerError extends Error {
 	constructor() {
@@ -48,8 +66,11 @@ export class NoLiveWorkerError extends Error {
 type WorkerSlot = {
 	index: number;
 	worker: types.Worker | undefined;
+	webRtcServer: types.WebRtcServer | undefined;
+	ports: { udp: number | null; tcp: number | null } | null;
 	startedAt: number;
 	routers: number;
+	consumers: number;
 	pendingRouters: number;
 	deaths: number;
 	consecutiveFailures: number;
@@ -57,8 +78,8 @@ type WorkerSlot = {
 };
 
 export class WorkerPool {
-	#options: Required<Omit<WorkerPoolOptions, "workerBin" | "workerLogTags">> &
-		Pick<WorkerPoolOptions, "workerBin" | "workerLogTags">;
+	#options: Required<Omit<WorkerPoolOptions, "workerBin" | "workerLogTags" | "webRtcServerListenInfos">> &
+		Pick<WorkerPoolOptions, "workerBin" | "workerLogTags" | "webRtcServerListenInfos">;
 	#logger: Logger;
 	#slots: WorkerSlot[];
 	#closed = false;
@@ -94,13 +115,17 @@ export class WorkerPool {
 			workerLogTags: options.workerLogTags,
 			workerBin: options.workerBin,
 			restartDelayMs: options.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS,
+			webRtcServerListenInfos: options.webRtcServerListenInfos,
 		};
 		this.#logger = options.logger.child({ component: "WorkerPool" });
 		this.#slots = Array.from({ length: options.size }, (_, index) => ({
 			index,
 			worker: undefined,
+			webRtcServer: undefined,
+			ports: null,
 			startedAt: 0,
 			routers: 0,
+			consumers: 0,
 			pendingRouters: 0,
 			deaths: 0,
 			consecutiveFailures: 0,
@@ -126,19 +151,55 @@ export class WorkerPool {
 			pid: slot.worker?.pid ?? null,
 			alive: WorkerPool.#isAlive(slot),
 			routers: slot.routers,
+			consumers: slot.consumers,
 			deaths: slot.deaths,
+			ports: slot.ports,
 		}));
+	}
+
+	/** CPU time (user + system, ms) each live worker process has used so far. */
+	async cpuUsage(): Promise<WorkerCpuSample[]> {
+		const samples = await Promise.all(
+			this.#slots.map(async (slot) => {
+				const worker = slot.worker;
+
+				if (!worker || !WorkerPool.#isAlive(slot)) {
+					return undefined;
+				}
+				try {
+					const usage = await worker.getResourceUsage();
+
+					return { index: slot.index, pid: worker.pid, cpuMs: usage.ru_utime + usage.ru_stime };
+				} catch {
+					return undefined;
+				}
+			}),
+		);
+
+		return samples.filter((s): s is WorkerCpuSample => s !== undefined);
 	}
 
 	/** Creates a router on the least-loaded live worker. */
 	async createRouter<RouterAppData extends types.AppData = types.AppData>(
 		options: types.RouterOptions<RouterAppData>,
 	): Promise<types.Router<RouterAppData>> {
+		return (await this.allocateRouter(options)).router;
+	}
+
+	/**
+	 * Creates a router on the least-loaded live worker, preferring workers not
+	 * in `avoid` (worker indexes); falls back to an avoided one only when no
+	 * other is alive and `strict` is false.
+	 */
+	async allocateRouter<RouterAppData extends types.AppData = types.AppData>(
+		options: types.RouterOptions<RouterAppData>,
+		{ avoid, strict = false }: { avoid?: ReadonlySet<number>; strict?: boolean } = {},
+	): Promise<AllocatedRouter<RouterAppData>> {
 		if (this.#closed) {
 			throw new Error("WorkerPool is closed");
 		}
 
-		const slot = this.#leastLoadedSlot();
+		const slot = this.#leastLoadedSlot(avoid) ?? (strict ? undefined : this.#leastLoadedSlot());
 
 		if (!slot?.worker) {
 			throw new NoLiveWorkerError();
@@ -147,10 +208,17 @@ export class WorkerPool {
 		slot.pendingRouters++;
 
 		try {
-			return await slot.worker.createRouter(options);
+			const router = await slot.worker.createRouter(options);
+
+			return { router, webRtcServer: slot.webRtcServer, workerIndex: slot.index };
 		} finally {
 			slot.pendingRouters--;
 		}
+	}
+
+	/** Whether some live worker is not in `avoid`. */
+	hasLiveWorkerOutside(avoid: ReadonlySet<number>): boolean {
+		return this.#leastLoadedSlot(avoid) !== undefined;
 	}
 
 	/** Closes every worker and waits for their processes to exit. Idempotent. */
@@ -193,14 +261,19 @@ export class WorkerPool {
 		});
 	}
 
-	#leastLoadedSlot(): WorkerSlot | undefined {
+	#leastLoadedSlot(avoid?: ReadonlySet<number>): WorkerSlot | undefined {
 		let best: WorkerSlot | undefined;
 
 		for (const slot of this.#slots) {
-			if (!WorkerPool.#isAlive(slot)) {
+			if (!WorkerPool.#isAlive(slot) || avoid?.has(slot.index)) {
 				continue;
 			}
-			if (!best || slot.routers + slot.pendingRouters < best.routers + best.pendingRouters) {
+			if (
+				!best ||
+				slot.consumers < best.consumers ||
+				(slot.consumers === best.consumers &&
+					slot.routers + slot.pendingRouters < best.routers + best.pendingRouters)
+			) {
 				best = slot;
 			}
 		}
@@ -222,6 +295,18 @@ export class WorkerPool {
 		}
 
 		const worker = await mediasoup.createWorker(settings);
+		let webRtcServer: types.WebRtcServer | undefined;
+
+		if (this.#options.webRtcServerListenInfos) {
+			try {
+				webRtcServer = await worker.createWebRtcServer({
+					listenInfos: this.#options.webRtcServerListenInfos(slot.index),
+				});
+			} catch (error) {
+				worker.close();
+				throw error;
+			}
+		}
 
 		if (this.#closed) {
 			// The pool was closed while this worker was starting.
@@ -231,8 +316,11 @@ export class WorkerPool {
 		}
 
 		slot.worker = worker;
+		slot.webRtcServer = webRtcServer;
+		slot.ports = webRtcServer ? await WorkerPool.#serverPorts(webRtcServer) : null;
 		slot.startedAt = Date.now();
 		slot.routers = 0;
+		slot.consumers = 0;
 
 		worker.on("died", (error) => this.#onWorkerDied(slot, worker, error));
 		worker.observer.on("newrouter", (router) => {
@@ -245,7 +333,29 @@ export class WorkerPool {
 					slot.routers--;
 				}
 			});
+			router.observer.on("newtransport", (transport) => {
+				transport.observer.on("newconsumer", (consumer) => {
+					if (slot.worker !== worker) {
+						return;
+					}
+					slot.consumers++;
+					consumer.observer.once("close", () => {
+						if (slot.worker === worker) {
+							slot.consumers--;
+						}
+					});
+				});
+			});
 		});
+	}
+
+	static async #serverPorts(server: types.WebRtcServer): Promise<{ udp: number | null; tcp: number | null }> {
+		const dump = await server.dump();
+
+		return {
+			udp: dump.udpSockets[0]?.port ?? null,
+			tcp: dump.tcpServers[0]?.port ?? null,
+		};
 	}
 
 	#onWorkerDied(slot: WorkerSlot, worker: types.Worker, error: Error): void {
@@ -256,7 +366,10 @@ export class WorkerPool {
 		const uptimeMs = Date.now() - slot.startedAt;
 
 		slot.worker = undefined;
+		slot.webRtcServer = undefined;
+		slot.ports = null;
 		slot.routers = 0;
+		slot.consumers = 0;
 		slot.deaths++;
 
 		if (uptimeMs >= STABLE_UPTIME_MS) {

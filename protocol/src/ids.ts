@@ -26,6 +26,7 @@ export const ID_PREFIXES = {
 	email: "eml",
 	conversation: "cnv",
 	message: "msg",
+	file: "fil",
 	keyPackage: "kpk",
 	welcome: "wel",
 } as const;

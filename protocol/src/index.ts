@@ -2,6 +2,7 @@
 export * from "./accounts.ts";
 export * from "./conversations.ts";
 export * from "./errors.ts";
+export * from "./files.ts";
 export * from "./ids.ts";
 export * from "./keys.ts";
 export * from "./realtime.ts";

@@ -31,6 +31,7 @@ export const ClaimKeyPackagesRequest = z.object({ userIds: z.array(UserId).min(1
 export const ClaimedKeyPackage = z
 	.object({ userId: UserId, deviceId: DeviceId, package: z.string(), lastResort: z.boolean() })
 	.meta({ id: "ClaimedKeyPackage" });
+export type ClaimedKeyPackage = z.infer<typeof ClaimedKeyPackage>;
 export const ClaimKeyPackagesResponse = z.object({ packages: z.array(ClaimedKeyPackage) });
 
 /** A Welcome to route with a commit: the MLSMessage bytes and the devices it is for. */

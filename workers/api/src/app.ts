@@ -15,6 +15,7 @@ import { blockRoutes } from "./routes/blocks/index.ts";
 import { conversationRoutes } from "./routes/conversations/index.ts";
 import { devRoutes } from "./routes/dev/index.ts";
 import { deviceRoutes } from "./routes/devices/index.ts";
+import { fileRoutes, STREAMED_UPLOAD_PATH } from "./routes/files/index.ts";
 import { friendRoutes } from "./routes/friends/index.ts";
 import { keyRoutes } from "./routes/keys/index.ts";
 import { realtimeRoutes } from "./routes/realtime/index.ts";
@@ -54,18 +55,30 @@ export function createApp() {
 			.filter(Boolean);
 		return cors({
 			origin: (origin) => (origins.includes("*") || origins.includes(origin) ? origin : null),
-			allowHeaders: ["authorization", "content-type", "x-request-id", "traceparent", "idempotency-key"],
-			exposeHeaders: ["x-request-id", "retry-after"],
+			allowHeaders: [
+				"authorization",
+				"content-type",
+				"x-request-id",
+				"traceparent",
+				"idempotency-key",
+				"range",
+				"if-none-match",
+				"if-range",
+			],
+			exposeHeaders: ["x-request-id", "retry-after", "etag", "content-range", "accept-ranges"],
 			maxAge: 600,
 		})(c, next);
 	});
+	// Uploads stream into R2 and enforce their declared size themselves.
 	app.use("*", async (c, next) =>
-		bodyLimit({
-			maxSize: Number(c.env.MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES,
-			onError: () => {
-				throw new ApiError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than this endpoint accepts.");
-			},
-		})(c, next),
+		STREAMED_UPLOAD_PATH.test(c.req.path)
+			? next()
+			: bodyLimit({
+					maxSize: Number(c.env.MAX_BODY_BYTES) || DEFAULT_MAX_BODY_BYTES,
+					onError: () => {
+						throw new ApiError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than this endpoint accepts.");
+					},
+				})(c, next),
 	);
 
 	// Liveness and readiness answer even when configuration is broken: /ready then names it.
@@ -88,6 +101,7 @@ export function createApp() {
 	app.route("/", deviceRoutes);
 	app.route("/", keyRoutes);
 	app.route("/", conversationRoutes);
+	app.route("/", fileRoutes);
 	app.route("/", realtimeRoutes);
 
 	app.notFound(notFoundHandler(() => app.routes));

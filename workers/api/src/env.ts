@@ -29,6 +29,15 @@ export interface Env {
 	IDLE_TIMEOUT_SECONDS?: string;
 	AUTH_TIMEOUT_SECONDS?: string;
 	TYPING_THROTTLE_MS?: string;
+	// File limits (see workers/api/src/files/limits.ts for defaults)
+	MAX_FILE_BYTES?: string;
+	MULTIPART_THRESHOLD_BYTES?: string;
+	PART_SIZE_BYTES?: string;
+	/** Comma-separated MIME types, `type/*` allowed; empty = any. */
+	ALLOWED_CONTENT_TYPES?: string;
+	MAX_PENDING_UPLOADS?: string;
+	UPLOAD_TTL_SECONDS?: string;
+	STORAGE_QUOTA_BYTES?: string;
 
 	// Secrets (wrangler secret put / .dev.vars)
 	JWT_SIGNING_KEYS?: string;

@@ -1,5 +1,6 @@
 import { createApp } from "./app.ts";
 import type { Env } from "./env.ts";
+import { sweepExpiredUploads } from "./files/cleanup.ts";
 import { rootLogger } from "./lib/logger.ts";
 import { consumeNotifications, type NotificationJob, sweepOutbox } from "./notifications/consumer.ts";
 
@@ -19,5 +20,6 @@ export default {
 				(error: unknown) => rootLogger.error("outbox sweep failed", { error }),
 			),
 		);
+		ctx.waitUntil(sweepExpiredUploads(env));
 	},
 } satisfies ExportedHandler<Env, NotificationJob>;

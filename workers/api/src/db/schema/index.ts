@@ -2,4 +2,5 @@
 // the database, not only in code.
 export * from "./accounts.ts";
 export * from "./conversations.ts";
+export * from "./files.ts";
 export * from "./keys.ts";

@@ -32,6 +32,7 @@ import {
 } from "../../conversations/service.ts";
 import type { Database } from "../../db/client.ts";
 import { conversationMembers, conversations, devices } from "../../db/schema/index.ts";
+import { deleteConversationFiles } from "../../files/cleanup.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { newId } from "../../lib/ids.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
@@ -378,6 +379,7 @@ export const conversationRoutes = createRouter()
 			}
 		}
 		if (next.length === 0) {
+			await deleteConversationFiles(db, c.env, row.id, c.var.log);
 			await db.delete(conversations).where(eq(conversations.id, row.id));
 		}
 		await syncRoom(c.env, row, next, db);

@@ -4,6 +4,7 @@ import { eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import { toPublicUser, toUser, uniqueViolation, visibleUser } from "../../accounts/users.ts";
 import { users } from "../../db/schema/index.ts";
+import { deleteUserFiles } from "../../files/cleanup.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
 
@@ -77,6 +78,8 @@ export const userRoutes = createRouter()
 		}
 	})
 	.openapi(deleteMe, async (c) => {
+		// Stored files first (503 if storage is down, so no account is deleted with its files left behind).
+		await deleteUserFiles(c.var.db, c.env, c.var.auth.userId, c.var.log);
 		// Sessions, devices, tokens, friendships, blocks and emails go with the row (ON DELETE CASCADE).
 		await c.var.db.delete(users).where(eq(users.id, c.var.auth.userId));
 		c.var.log.info("account deleted");
