@@ -1,0 +1,283 @@
+// The whole media node, assembled from its configuration: worker pool (one
+// WebRtcServer per worker), rooms, signaling socket, HTTP server, stats
+// sampler and api reporter. main.ts runs one; tests run several in-process.
+//
+// drain() is the graceful shutdown: no new sockets or calls, peers get
+// `nodeDraining`, the api gets a heartbeat with draining:true, calls get up
+// to MEDIA_DRAIN_TIMEOUT_MS to end, then the rest are ended (callEnded
+// "node-shutdown"), queued events are flushed (briefly) and everything closes.
+
+import * as mediasoup from "mediasoup";
+
+import { RTC_PATH } from "../../protocol/src/signaling.ts";
+import { ApiReporter } from "./ApiReporter.ts";
+import { CallTokenVerifier, type TokenVerifier } from "./CallTokenVerifier.ts";
+import type { MediaNodeConfig } from "./config.ts";
+import type { Logger } from "./Logger.ts";
+import { renderMetrics, StatsSampler } from "./metrics.ts";
+import { RoomRegistry } from "./RoomRegistry.ts";
+import { webRtcServerListenInfos } from "./rtc.ts";
+import { MediaNodeServer } from "./server.ts";
+import { SignalingServer } from "./SignalingServer.ts";
+import { WorkerPool } from "./WorkerPool.ts";
+
+/** How long drain() waits for queued webhook events after the calls are gone. */
+export const EVENT_FLUSH_TIMEOUT_MS = 5_000;
+
+export type MediaNodeOptions = {
+	config: MediaNodeConfig;
+	logger: Logger;
+	/** Overrides the JWKS-backed verifier (tests). */
+	verifier?: TokenVerifier;
+	fetch?: typeof globalThis.fetch;
+	/** mediasoup-worker binary (default: mediasoup's own lookup). */
+	workerBin?: string;
+};
+
+export class MediaNode {
+	#config: MediaNodeConfig;
+	#logger: Logger;
+	#pool: WorkerPool;
+	#rooms: RoomRegistry;
+	#signaling: SignalingServer;
+	#server: MediaNodeServer;
+	#reporter: ApiReporter;
+	#sampler: StatsSampler;
+	#publicUrl: string;
+	#draining: Promise<void> | undefined;
+	#closed = false;
+
+	static async create(options: MediaNodeOptions): Promise<MediaNode> {
+		const { config, logger } = options;
+		const pool = await WorkerPool.create({
+			size: config.workers,
+			logger,
+			workerLogLevel: config.logLevel === "debug" ? "debug" : "warn",
+			webRtcServerListenInfos: (index) => webRtcServerListenInfos(config.rtc, index),
+			...(options.workerBin === undefined ? {} : { workerBin: options.workerBin }),
+		});
+
+		try {
+			return await MediaNode.#assemble(options, pool);
+		} catch (error) {
+			await pool.close();
+			throw error;
+		}
+	}
+
+	static async #assemble(options: MediaNodeOptions, pool: WorkerPool): Promise<MediaNode> {
+		const { config, logger } = options;
+		// The reporter needs the node's load, the rooms need the reporter: late binding.
+		let node: MediaNode | undefined;
+		const reporter = ApiReporter.create({
+			apiUrl: config.api.url,
+			secret: config.api.secret,
+			nodeId: config.node.id,
+			heartbeatMs: config.heartbeatMs,
+			queueMax: config.eventQueueMax,
+			logger,
+			describe: () => {
+				if (!node) {
+					throw new Error("media node not assembled yet");
+				}
+
+				return node.#describe();
+			},
+			...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+		});
+		const rooms = RoomRegistry.create({ pool, rtc: config.rtc, limits: config.limits, events: reporter, logger });
+		const verifier =
+			options.verifier ??
+			(config.api.jwksUrl === undefined
+				? undefined
+				: CallTokenVerifier.create({ jwksUrl: config.api.jwksUrl, issuer: config.api.issuer }));
+
+		if (!verifier) {
+			logger.warn("no JWKS configured (API_URL / MEDIA_JWKS_URL): every socket will be refused");
+		}
+
+		const signaling = SignalingServer.create({ verifier, rooms, nodeId: config.node.id, logger });
+		const sampler = StatsSampler.create({ pool, rooms, logger, intervalMs: config.statsIntervalMs });
+		let server: MediaNodeServer;
+
+		try {
+			server = await MediaNodeServer.create({
+				host: config.http.host,
+				port: config.http.port,
+				health: {
+					get liveWorkerCount() {
+						return pool.liveWorkerCount;
+					},
+					get draining() {
+						return rooms.draining;
+					},
+				},
+				logger,
+				metrics: () => {
+					if (!node) {
+						throw new Error("media node not assembled yet");
+					}
+
+					return node.metrics();
+				},
+				upgrade: { path: RTC_PATH, handle: (req, socket, head) => signaling.handleUpgrade(req, socket, head) },
+				endCall: { nodeId: config.node.id, secret: config.api.secret, end: (callId) => rooms.end(callId) },
+			});
+		} catch (error) {
+			signaling.terminate();
+			throw error;
+		}
+
+		node = new MediaNode(config, logger, { pool, rooms, signaling, server, reporter, sampler });
+		sampler.start();
+		reporter.start();
+
+		return node;
+	}
+
+	private constructor(
+		config: MediaNodeConfig,
+		logger: Logger,
+		parts: {
+			pool: WorkerPool;
+			rooms: RoomRegistry;
+			signaling: SignalingServer;
+			server: MediaNodeServer;
+			reporter: ApiReporter;
+			sampler: StatsSampler;
+		},
+	) {
+		this.#config = config;
+		this.#logger = logger;
+		this.#pool = parts.pool;
+		this.#rooms = parts.rooms;
+		this.#signaling = parts.signaling;
+		this.#server = parts.server;
+		this.#reporter = parts.reporter;
+		this.#sampler = parts.sampler;
+		this.#publicUrl =
+			config.node.publicUrl ??
+			`ws://${MediaNode.#urlHost(config.rtc.announcedAddress)}:${parts.server.port}${RTC_PATH}`;
+	}
+
+	get port(): number {
+		return this.#server.port;
+	}
+
+	get publicUrl(): string {
+		return this.#publicUrl;
+	}
+
+	get pool(): WorkerPool {
+		return this.#pool;
+	}
+
+	get rooms(): RoomRegistry {
+		return this.#rooms;
+	}
+
+	get reporter(): ApiReporter {
+		return this.#reporter;
+	}
+
+	get sampler(): StatsSampler {
+		return this.#sampler;
+	}
+
+	get draining(): boolean {
+		return this.#rooms.draining;
+	}
+
+	metrics(): string {
+		return renderMetrics({
+			nodeId: this.#config.node.id,
+			region: this.#config.node.region,
+			pool: this.#pool,
+			rooms: this.#rooms,
+			signaling: this.#signaling,
+			reporter: this.#reporter,
+			sampler: this.#sampler,
+			maxPeers: this.#config.limits.maxPeers,
+		});
+	}
+
+	/** Fields logged once the node listens. */
+	describeStartup(): Record<string, unknown> {
+		return {
+			host: this.#server.address.address,
+			port: this.#server.port,
+			url: this.#publicUrl,
+			nodeId: this.#config.node.id,
+			region: this.#config.node.region,
+			workers: this.#pool.liveWorkerCount,
+			webRtcServers: this.#pool.stats().map((w) => w.ports),
+			api: this.#reporter.enabled ? this.#config.api.url : null,
+			mediasoupVersion: mediasoup.version,
+			pid: process.pid,
+		};
+	}
+
+	/** Graceful shutdown (see the file comment). Idempotent; resolves when everything is closed. */
+	drain(timeoutMs: number = this.#config.limits.drainTimeoutMs): Promise<void> {
+		this.#draining ??= this.#drain(timeoutMs);
+
+		return this.#draining;
+	}
+
+	/** Immediate shutdown: calls end at once, nothing is awaited from the api. */
+	async close(): Promise<void> {
+		if (this.#closed) {
+			return;
+		}
+		this.#closed = true;
+		this.#reporter.stop();
+		this.#sampler.stop();
+		this.#rooms.closeAll("node-shutdown");
+		this.#signaling.terminate();
+		await this.#server.close();
+		await this.#pool.close();
+	}
+
+	async #drain(timeoutMs: number): Promise<void> {
+		const deadline = new Date(Date.now() + timeoutMs);
+		const before = this.#rooms.counts();
+
+		this.#logger.info("draining", { calls: before.calls, peers: before.peers, timeoutMs });
+		this.#rooms.startDraining(deadline, timeoutMs);
+		await this.#reporter.drain();
+
+		const empty = await this.#rooms.waitUntilEmpty(timeoutMs);
+
+		if (!empty) {
+			const left = this.#rooms.counts();
+
+			this.#logger.warn("drain timeout: ending remaining calls", { calls: left.calls, peers: left.peers });
+			this.#rooms.closeAll("node-shutdown");
+		}
+
+		await this.#reporter.flush(EVENT_FLUSH_TIMEOUT_MS);
+		this.#signaling.close();
+		await this.close();
+	}
+
+	#describe() {
+		const counts = this.#rooms.counts();
+
+		return {
+			nodeId: this.#config.node.id,
+			url: this.#publicUrl,
+			region: this.#config.node.region,
+			capacity: this.#config.limits.maxPeers,
+			load: {
+				calls: counts.calls,
+				peers: counts.peers,
+				consumers: counts.consumers,
+				cpu: this.#sampler.maxWorkerCpu,
+			},
+		};
+	}
+
+	static #urlHost(address: string): string {
+		return address.includes(":") ? `[${address}]` : address;
+	}
+}
