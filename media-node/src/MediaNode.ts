@@ -17,12 +17,14 @@ import type { Logger } from "./Logger.ts";
 import { renderMetrics, StatsSampler } from "./metrics.ts";
 import { RoomRegistry } from "./RoomRegistry.ts";
 import { webRtcServerListenInfos } from "./rtc.ts";
-import { MediaNodeServer } from "./server.ts";
 import { SignalingServer } from "./SignalingServer.ts";
+import { MediaNodeServer } from "./server.ts";
 import { WorkerPool } from "./WorkerPool.ts";
 
 /** How long drain() waits for queued webhook events after the calls are gone. */
 export const EVENT_FLUSH_TIMEOUT_MS = 5_000;
+/** How long drain() lets sockets finish their closing handshakes. */
+export const SOCKET_CLOSE_TIMEOUT_MS = 2_000;
 
 export type MediaNodeOptions = {
 	config: MediaNodeConfig;
@@ -255,8 +257,10 @@ export class MediaNode {
 			this.#rooms.closeAll("node-shutdown");
 		}
 
-		await this.#reporter.flush(EVENT_FLUSH_TIMEOUT_MS);
-		this.#signaling.close();
+		await Promise.all([
+			this.#reporter.flush(EVENT_FLUSH_TIMEOUT_MS),
+			this.#signaling.shutdown(SOCKET_CLOSE_TIMEOUT_MS),
+		]);
 		await this.close();
 	}
 

@@ -21,12 +21,12 @@ import type { types } from "mediasoup";
 
 import {
 	type CallEndReason,
+	RTC_CLOSE_CODES,
 	type RtcMethod,
 	type RtcNotificationData,
 	type RtcNotificationMethod,
 	type RtcRequestData,
 	type RtcResponseData,
-	RTC_CLOSE_CODES,
 } from "../../protocol/src/signaling.ts";
 import type { EventSink } from "./ApiReporter.ts";
 import type { CallClaims } from "./CallTokenVerifier.ts";
@@ -883,7 +883,7 @@ export class Room {
 		const slot = this.#placement.get(peer);
 
 		if (!slot) {
-			throw new RtcError("NOT_JOINED", "Send \"join\" first.");
+			throw new RtcError("NOT_JOINED", 'Send "join" first.');
 		}
 
 		return slot;

@@ -98,7 +98,11 @@ export class RoomRegistry {
 			return { room, peer: room.admit(claims, connection) };
 		}
 
-		throw new RtcError("SERVICE_UNAVAILABLE", "The call could not be opened; try again.", RTC_CLOSE_CODES.TRY_AGAIN_LATER);
+		throw new RtcError(
+			"SERVICE_UNAVAILABLE",
+			"The call could not be opened; try again.",
+			RTC_CLOSE_CODES.TRY_AGAIN_LATER,
+		);
 	}
 
 	/** Ends a call (the api asked): peers get callEnded. False when the call is not here. */

@@ -279,7 +279,9 @@ export class SignalingServer {
 
 		if (this.#sockets.size >= maxSockets) {
 			this.#logger.warn("socket refused: too many sockets", { requestId, sockets: this.#sockets.size });
-			socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+			socket.end(
+				"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+			);
 
 			return;
 		}
@@ -295,6 +297,22 @@ export class SignalingServer {
 		for (const socket of this.#sockets) {
 			socket.close(code, reason);
 		}
+	}
+
+	/** Closes every socket, waits up to `timeoutMs` for the closing handshakes, then cuts off the rest. */
+	async shutdown(
+		timeoutMs: number,
+		code: number = RTC_CLOSE_CODES.GOING_AWAY,
+		reason = "shutting down",
+	): Promise<void> {
+		this.close(code, reason);
+
+		const deadline = Date.now() + timeoutMs;
+
+		while (this.#sockets.size > 0 && Date.now() < deadline) {
+			await new Promise((resolve) => setTimeout(resolve, 20));
+		}
+		this.terminate();
 	}
 
 	/** Cuts every remaining socket off at once. */
@@ -470,7 +488,11 @@ export class SignalingServer {
 			const rtcError =
 				error instanceof RtcError
 					? error
-					: new RtcError("INTERNAL_ERROR", "The media node could not admit this socket.", RTC_CLOSE_CODES.TRY_AGAIN_LATER);
+					: new RtcError(
+							"INTERNAL_ERROR",
+							"The media node could not admit this socket.",
+							RTC_CLOSE_CODES.TRY_AGAIN_LATER,
+						);
 
 			if (!(error instanceof RtcError)) {
 				socket.logger.error("admission failed", { error });

@@ -271,8 +271,7 @@ export class WorkerPool {
 			if (
 				!best ||
 				slot.consumers < best.consumers ||
-				(slot.consumers === best.consumers &&
-					slot.routers + slot.pendingRouters < best.routers + best.pendingRouters)
+				(slot.consumers === best.consumers && slot.routers + slot.pendingRouters < best.routers + best.pendingRouters)
 			) {
 				best = slot;
 			}

@@ -1,18 +1,19 @@
 // Media node entry point: `node src/main.ts` (Node >= 22.18, type stripping).
 //
-// Starts the mediasoup worker pool and the HTTP server, logs JSON lines to
-// stdout, and on SIGINT/SIGTERM shuts down gracefully (HTTP server, then
-// workers) and exits 0. A second signal, or a shutdown that takes longer than
-// SHUTDOWN_TIMEOUT_MS, exits 1 at once.
+// Starts the media node (MediaNode.ts), logs JSON lines to stdout, and on
+// SIGINT/SIGTERM drains gracefully (no new calls, peers told, final heartbeat
+// with draining:true, up to MEDIA_DRAIN_TIMEOUT_MS for calls to end, then
+// workers closed) and exits 0. A second signal, or a shutdown that takes
+// SHUTDOWN_GRACE_MS longer than the drain timeout, exits 1 at once.
 
 import * as mediasoup from "mediasoup";
 import type { MediaNodeConfig } from "./config.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { Logger } from "./Logger.ts";
-import { MediaNodeServer } from "./server.ts";
-import { WorkerPool } from "./WorkerPool.ts";
+import { MediaNode } from "./MediaNode.ts";
 
-export const SHUTDOWN_TIMEOUT_MS = 10_000;
+/** Time beyond the drain timeout that closing may take before the process gives up. */
+export const SHUTDOWN_GRACE_MS = 15_000;
 const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 // mediasoup's own Node-side logs (it uses the `debug` module by default) go
@@ -60,24 +61,12 @@ async function main(): Promise<void> {
 
 	routeMediasoupLogs(logger);
 
-	const pool = await WorkerPool.create({
-		size: config.workers,
-		logger,
-		workerLogLevel: config.logLevel === "debug" ? "debug" : "warn",
-	});
-
-	let server: MediaNodeServer;
+	let node: MediaNode;
 
 	try {
-		server = await MediaNodeServer.create({
-			host: config.http.host,
-			port: config.http.port,
-			health: pool,
-			logger,
-		});
+		node = await MediaNode.create({ config, logger });
 	} catch (error) {
-		logger.error("cannot start http server", { error, host: config.http.host, port: config.http.port });
-		await pool.close();
+		logger.error("cannot start media node", { error, host: config.http.host, port: config.http.port });
 		process.exit(1);
 	}
 
@@ -91,13 +80,14 @@ async function main(): Promise<void> {
 		shuttingDown = true;
 		logger.info("shutting down", { signal });
 
-		setTimeout(() => {
-			logger.error("shutdown timed out", { timeoutMs: SHUTDOWN_TIMEOUT_MS });
-			process.exit(1);
-		}, SHUTDOWN_TIMEOUT_MS).unref();
+		const timeoutMs = config.limits.drainTimeoutMs + SHUTDOWN_GRACE_MS;
 
-		await server.close();
-		await pool.close();
+		setTimeout(() => {
+			logger.error("shutdown timed out", { timeoutMs });
+			process.exit(1);
+		}, timeoutMs).unref();
+
+		await node.drain();
 		logger.info("shutdown complete");
 		process.exit(0);
 	};
@@ -111,13 +101,7 @@ async function main(): Promise<void> {
 		});
 	}
 
-	logger.info("media node listening", {
-		host: server.address.address,
-		port: server.port,
-		workers: pool.liveWorkerCount,
-		rtc: config.rtc,
-		pid: process.pid,
-	});
+	logger.info("media node listening", node.describeStartup());
 }
 
 await main();

@@ -193,12 +193,7 @@ export function renderMetrics(sources: MetricsSources): string {
 		{ labels: { node_id: sources.nodeId, region: sources.region, mediasoup_version: mediasoup.version }, value: 1 },
 	]);
 	out.metric(`${PREFIX}workers`, "gauge", "Configured mediasoup workers.", workers.length);
-	out.metric(
-		`${PREFIX}workers_alive`,
-		"gauge",
-		"mediasoup workers alive.",
-		workers.filter((w) => w.alive).length,
-	);
+	out.metric(`${PREFIX}workers_alive`, "gauge", "mediasoup workers alive.", workers.filter((w) => w.alive).length);
 	out.metric(
 		`${PREFIX}worker_deaths_total`,
 		"counter",

@@ -29,4 +29,5 @@ export const ID_PREFIXES = {
 	file: "fil",
 	keyPackage: "kpk",
 	welcome: "wel",
+	call: "cal",
 } as const;

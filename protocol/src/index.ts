@@ -1,5 +1,6 @@
 // Wire formats shared by the api, the Durable Objects, the media node and the SDK.
 export * from "./accounts.ts";
+export * from "./calls.ts";
 export * from "./conversations.ts";
 export * from "./errors.ts";
 export * from "./files.ts";

@@ -91,6 +91,14 @@ export const ServerFrame = z.discriminatedUnion("type", [
 	}),
 	z.object({ type: z.literal("keys_low"), deviceId: DeviceId, count: z.number().int() }),
 	z.object({
+		type: z.literal("call"),
+		event: z.enum(["ring", "joined", "declined", "busy", "left", "ended", "missed"]),
+		callId: z.string(),
+		conversationId: ConversationId,
+		userId: UserId,
+		media: z.enum(["audio", "video"]).optional(),
+	}),
+	z.object({
 		type: z.literal("welcome"),
 		conversationId: ConversationId,
 		welcomeId: z.string(),

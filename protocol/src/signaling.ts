@@ -100,7 +100,7 @@ export type CallTokenClaims = z.infer<typeof CallTokenClaims>;
 
 const shortString = z.string().max(256);
 const smallList = <T extends z.ZodType>(item: T) => z.array(item).max(64);
-const parameters = z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional();
+const parameters = z.record(z.string().max(64), z.unknown()).optional();
 
 const RtcpFeedback = z.looseObject({ type: shortString, parameter: shortString.optional() });
 

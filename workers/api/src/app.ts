@@ -12,11 +12,13 @@ import { requestId } from "./middleware/request-id/index.ts";
 import { API_TITLE, API_VERSION, createRouter } from "./openapi.ts";
 import { authRoutes } from "./routes/auth/index.ts";
 import { blockRoutes } from "./routes/blocks/index.ts";
+import { callRoutes } from "./routes/calls/index.ts";
 import { conversationRoutes } from "./routes/conversations/index.ts";
 import { devRoutes } from "./routes/dev/index.ts";
 import { deviceRoutes } from "./routes/devices/index.ts";
 import { fileRoutes, STREAMED_UPLOAD_PATH } from "./routes/files/index.ts";
 import { friendRoutes } from "./routes/friends/index.ts";
+import { internalRoutes } from "./routes/internal/index.ts";
 import { keyRoutes } from "./routes/keys/index.ts";
 import { realtimeRoutes } from "./routes/realtime/index.ts";
 import { jwksRoutes, serviceRoutes } from "./routes/service/index.ts";
@@ -103,6 +105,8 @@ export function createApp() {
 	app.route("/", conversationRoutes);
 	app.route("/", fileRoutes);
 	app.route("/", realtimeRoutes);
+	app.route("/", callRoutes);
+	app.route("/", internalRoutes);
 
 	app.notFound(notFoundHandler(() => app.routes));
 	app.onError(onError);

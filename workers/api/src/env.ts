@@ -14,6 +14,11 @@ export interface Env {
 	/** host:port of the local Neon-compatible WebSocket proxy; unset against Neon. */
 	DB_WS_PROXY?: string;
 	MEDIA_NODE_URL?: string;
+	/** Comma-separated stun:/turn: URLs of coturn; TURN needs TURN_SECRET. */
+	TURN_URLS?: string;
+	TURN_TTL_SECONDS?: string;
+	CALL_RING_SECONDS?: string;
+	MAX_CALL_PARTICIPANTS?: string;
 	/** JSON overrides of named rate policies, e.g. {"login-ip":{"limit":1000}}. */
 	RATE_LIMITS?: string;
 	SESSION_IDLE_DAYS?: string;

@@ -12,6 +12,9 @@ import type {
 	WelcomeEnvelope,
 } from "@secureconnect/protocol";
 import { HISTORY_PAGE_MAX } from "@secureconnect/protocol";
+import { expireRinging } from "../../api/src/calls/service.ts";
+import { loadConfig } from "../../api/src/config/config.ts";
+import { openDatabase } from "../../api/src/db/client.ts";
 import { newId } from "../../api/src/lib/ids.ts";
 import { base64Bytes } from "./limits.ts";
 import { MessageLog } from "./message-log.ts";
@@ -80,6 +83,7 @@ export class ChatRoom extends SocketServer {
 			sql.exec(`CREATE TABLE IF NOT EXISTS members (
 				user_id TEXT PRIMARY KEY, role TEXT NOT NULL, last_read INTEGER NOT NULL DEFAULT 0, last_seen_at INTEGER)`);
 			sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+			sql.exec("CREATE TABLE IF NOT EXISTS call_timeouts (call_id TEXT PRIMARY KEY, at INTEGER NOT NULL)");
 			sql.exec(`CREATE TABLE IF NOT EXISTS welcomes (
 				id TEXT PRIMARY KEY, device_id TEXT NOT NULL, sender_id TEXT NOT NULL, message TEXT NOT NULL,
 				epoch INTEGER NOT NULL, created_at INTEGER NOT NULL)`);
@@ -259,7 +263,15 @@ export class ChatRoom extends SocketServer {
 		this.broadcast(this.#presenceFrame(info.userId));
 	}
 
-	protected override onAlarm(): number | undefined {
+	protected override async onAlarm(): Promise<number | undefined> {
+		const now = Date.now();
+		const calls = await this.#expireCalls(now);
+		const retention = this.#expireMessages();
+		if (calls === undefined) return retention;
+		return retention === undefined ? calls : Math.min(calls, retention);
+	}
+
+	#expireMessages(): number | undefined {
 		if (!this.#retentionSeconds) return undefined;
 		const cutoff = Date.now() - this.#retentionSeconds * 1000;
 		const expired = this.#messages.expire(cutoff);
@@ -413,6 +425,34 @@ export class ChatRoom extends SocketServer {
 			this.ctx.storage.sql.exec("DELETE FROM welcomes WHERE id = ? AND device_id = ?", welcomeId, deviceId)
 				.rowsWritten > 0
 		);
+	}
+
+	/** Rings until `at`; then, if nobody answered, the call is missed (api logic, run here by the alarm). */
+	async scheduleCallTimeout(callId: string, at: number): Promise<void> {
+		this.ctx.storage.sql.exec("INSERT OR REPLACE INTO call_timeouts (call_id, at) VALUES (?, ?)", callId, at);
+		await this.scheduleAlarm(at);
+	}
+
+	async #expireCalls(now: number): Promise<number | undefined> {
+		const sql = this.ctx.storage.sql;
+		const due = sql.exec<{ call_id: string }>("SELECT call_id FROM call_timeouts WHERE at <= ?", now).toArray();
+		if (due.length > 0) {
+			const config = await loadConfig(this.env);
+			const handle = openDatabase(config.database);
+			try {
+				for (const { call_id } of due) {
+					await expireRinging(this.env, handle.db, call_id);
+					sql.exec("DELETE FROM call_timeouts WHERE call_id = ?", call_id);
+				}
+			} catch (error) {
+				this.log.warn("call timeout check failed; will retry", { error });
+				return now + 5_000;
+			} finally {
+				void handle.close();
+			}
+		}
+		const next = sql.exec<{ at: number | null }>("SELECT min(at) AS at FROM call_timeouts").one().at;
+		return next ?? undefined;
 	}
 
 	/** The MLS group's current epoch, for clients catching up. */

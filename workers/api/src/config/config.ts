@@ -2,6 +2,8 @@
 // is reported by name (never by value) so an operator knows what to fix.
 import { z } from "zod";
 import { DEFAULT_ISSUER } from "../auth/access-token.ts";
+import { DEFAULT_MAX_CALL_PARTICIPANTS, DEFAULT_RING_SECONDS } from "../calls/service.ts";
+import { DEFAULT_TURN_TTL_SECONDS, type TurnConfig } from "../calls/turn.ts";
 import type { Env } from "../env.ts";
 import { type RatePolicies, ratePolicies } from "../rate-limit/policies.ts";
 import { SigningKeySet } from "./signing-keys.ts";
@@ -43,6 +45,8 @@ export interface Config {
 	mediaNodeSecret: string;
 	turnSecret: string | undefined;
 	sessions: { refreshIdleSeconds: number; refreshReuseGraceSeconds: number };
+	turn: TurnConfig;
+	calls: { ringSeconds: number; maxParticipants: number };
 	rateLimits: RatePolicies;
 }
 
@@ -58,6 +62,11 @@ function strongSecret(name: string, value: string | undefined, problems: string[
 }
 
 const positiveInt = z.coerce.number().int().positive();
+
+function positiveOr(raw: string | undefined, fallback: number): number {
+	const value = Number(raw);
+	return Number.isInteger(value) && value > 0 ? value : fallback;
+}
 
 export async function parseConfig(env: Env): Promise<Config> {
 	const problems: string[] = [];
@@ -133,6 +142,18 @@ export async function parseConfig(env: Env): Promise<Config> {
 		turnSecret,
 		sessions: { refreshIdleSeconds: idleDays.data * 86_400, refreshReuseGraceSeconds: grace.data },
 		rateLimits,
+		turn: {
+			urls: (env.TURN_URLS ?? "")
+				.split(",")
+				.map((u) => u.trim())
+				.filter(Boolean),
+			secret: turnSecret,
+			ttlSeconds: positiveOr(env.TURN_TTL_SECONDS, DEFAULT_TURN_TTL_SECONDS),
+		},
+		calls: {
+			ringSeconds: positiveOr(env.CALL_RING_SECONDS, DEFAULT_RING_SECONDS),
+			maxParticipants: positiveOr(env.MAX_CALL_PARTICIPANTS, DEFAULT_MAX_CALL_PARTICIPANTS),
+		},
 	};
 }
 

@@ -2,13 +2,14 @@
 // and the scheduled sweep of unfinished uploads past their expiry. R2 goes
 // first where a failure must leave everything as it was; quota is released
 // by the row disappearing (usage is a sum over rows).
-import { and, eq, inArray, lt } from "drizzle-orm";
+import { and, eq, inArray, lt, type SQL } from "drizzle-orm";
 import { loadConfig } from "../config/config.ts";
 import { type Database, openDatabase } from "../db/client.ts";
 import { files } from "../db/schema/index.ts";
 import type { Env } from "../env.ts";
 import { type Logger, rootLogger } from "../lib/logger.ts";
 import type { FileRow } from "./model.ts";
+import { deleteRows } from "./quota.ts";
 import { abortMultipart, deleteObjects, listKeys, userPrefix } from "./storage.ts";
 
 /** Rows handled per sweep batch; the sweep runs batches until none are left (or the cap). */
@@ -39,7 +40,7 @@ async function removeObjects(env: Env, rows: FileRow[], log: Logger): Promise<vo
 /** DELETE /v1/files/{id}: the object, then the row (which releases the quota). */
 export async function deleteFile(db: Database, env: Env, row: FileRow, log: Logger): Promise<void> {
 	await removeObjects(env, [row], log);
-	await db.delete(files).where(eq(files.id, row.id));
+	await deleteRows(db, eq(files.id, row.id));
 }
 
 /**
@@ -74,7 +75,8 @@ export async function deleteConversationFiles(
 	} catch (error) {
 		log.error("could not delete a conversation's files from storage", { conversationId, count: rows.length, error });
 	}
-	await db.delete(files).where(
+	await deleteRows(
+		db,
 		inArray(
 			files.id,
 			rows.map((r) => r.id),
@@ -110,10 +112,7 @@ export async function expireUploads(env: Env, now: Date = new Date()): Promise<n
 				}
 			}
 			if (cleaned.length > 0) {
-				const gone = await handle.db
-					.delete(files)
-					.where(and(inArray(files.id, cleaned), eq(files.state, "pending")))
-					.returning({ id: files.id });
+				const gone = await deleteRows(handle.db, and(inArray(files.id, cleaned), eq(files.state, "pending")) as SQL);
 				expired += gone.length;
 			}
 			if (rows.length < SWEEP_BATCH || cleaned.length === 0) break;

@@ -1,54 +1,28 @@
-// Storage quota. Usage is the sum over the user's file rows (complete = used,
-// pending = reserved). A create locks the user's storage_quotas row, so
-// parallel creates are checked one after another and can never exceed it.
+// Storage quota: per-user counters in storage_quotas, changed only by single
+// statements that touch the file rows and the counters together. A create is
+// one conditional UPDATE (used + reserved + size <= quota) feeding the INSERT,
+// so parallel creates can never exceed the quota, on Postgres (row lock, WHERE
+// re-checked) and on the embedded database alike. No multi-statement
+// transactions: the embedded PGlite proxy cannot interleave them safely.
 import type { StorageUsage } from "@secureconnect/protocol";
-import { eq, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { files, storageQuotas } from "../db/schema/index.ts";
 import { ApiError } from "../lib/api-error.ts";
 import type { FileLimits } from "./limits.ts";
 import type { FileRow } from "./model.ts";
 
-type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
-type Executor = Database | Tx;
-
-interface Sums {
-	usedBytes: number;
-	reservedBytes: number;
-	pendingUploads: number;
-}
-
-async function sums(db: Executor, userId: string): Promise<Sums> {
-	const [row] = await db
-		.select({
-			used: sql<string>`coalesce(sum(${files.size}) filter (where ${files.state} = 'complete'), 0)`,
-			reserved: sql<string>`coalesce(sum(${files.size}) filter (where ${files.state} = 'pending'), 0)`,
-			pending: sql<string>`count(*) filter (where ${files.state} = 'pending')`,
-		})
-		.from(files)
-		.where(eq(files.ownerId, userId));
+export async function storageUsage(db: Database, userId: string, limits: FileLimits): Promise<StorageUsage> {
+	const [row] = await db.select().from(storageQuotas).where(eq(storageQuotas.userId, userId));
 	return {
-		usedBytes: Number(row?.used ?? 0),
-		reservedBytes: Number(row?.reserved ?? 0),
-		pendingUploads: Number(row?.pending ?? 0),
+		usedBytes: row?.usedBytes ?? 0,
+		reservedBytes: row?.reservedBytes ?? 0,
+		quotaBytes: row?.quotaBytes ?? limits.storageQuotaBytes,
+		pendingUploads: row?.pendingUploads ?? 0,
 	};
 }
 
-async function quotaOf(db: Executor, userId: string, limits: FileLimits, lock: boolean): Promise<number> {
-	const query = db
-		.select({ quotaBytes: storageQuotas.quotaBytes })
-		.from(storageQuotas)
-		.where(eq(storageQuotas.userId, userId));
-	const [row] = lock ? await query.for("update") : await query;
-	return row?.quotaBytes ?? limits.storageQuotaBytes;
-}
-
-export async function storageUsage(db: Database, userId: string, limits: FileLimits): Promise<StorageUsage> {
-	const [quotaBytes, usage] = await Promise.all([quotaOf(db, userId, limits, false), sums(db, userId)]);
-	return { ...usage, quotaBytes };
-}
-
-/** Sets (or, with null, clears) a user's quota override. */
+/** Sets (or, with null, clears) a user's quota override. Lowering it never deletes files; it only stops new ones. */
 export async function setQuotaOverride(db: Database, userId: string, quotaBytes: number | null): Promise<void> {
 	await db
 		.insert(storageQuotas)
@@ -56,20 +30,41 @@ export async function setQuotaOverride(db: Database, userId: string, quotaBytes:
 		.onConflictDoUpdate({ target: storageQuotas.userId, set: { quotaBytes } });
 }
 
+export interface NewFile {
+	id: string;
+	ownerId: string;
+	conversationId: string | null;
+	size: number;
+	contentType: string;
+	r2Key: string;
+	partSize: number | null;
+	partCount: number;
+	expiresAt: Date;
+}
+
 /**
- * Inserts the pending file row, reserving its size, if the user's quota and
- * pending-upload limit allow it; otherwise 413 QUOTA_EXCEEDED or 429
- * TOO_MANY_PENDING_UPLOADS and nothing is written.
+ * Reserves the file's size and inserts its pending row in one statement, if
+ * the quota and the pending-upload limit allow; otherwise 413 QUOTA_EXCEEDED or
+ * 429 TOO_MANY_PENDING_UPLOADS and nothing is written.
  */
-export async function reserveAndInsert(
-	db: Database,
-	limits: FileLimits,
-	values: typeof files.$inferInsert & { ownerId: string; size: number },
-): Promise<FileRow> {
-	return db.transaction(async (tx) => {
-		await tx.insert(storageQuotas).values({ userId: values.ownerId }).onConflictDoNothing();
-		const quotaBytes = await quotaOf(tx, values.ownerId, limits, true);
-		const usage = await sums(tx, values.ownerId);
+export async function reserveAndInsert(db: Database, limits: FileLimits, file: NewFile): Promise<FileRow> {
+	await db.insert(storageQuotas).values({ userId: file.ownerId }).onConflictDoNothing();
+	const inserted = await db.execute<{ id: string }>(sql`
+		WITH reserved AS (
+			UPDATE storage_quotas
+			SET reserved_bytes = reserved_bytes + ${file.size}, pending_uploads = pending_uploads + 1
+			WHERE user_id = ${file.ownerId}
+				AND pending_uploads < ${limits.maxPendingUploads}
+				AND used_bytes + reserved_bytes + ${file.size} <= coalesce(quota_bytes, ${limits.storageQuotaBytes})
+			RETURNING user_id
+		)
+		INSERT INTO files (id, owner_id, conversation_id, size, content_type, state, r2_key, part_size, part_count, expires_at)
+		SELECT ${file.id}, user_id, ${file.conversationId}, ${file.size}, ${file.contentType}, 'pending', ${file.r2Key},
+			${file.partSize}::bigint, ${file.partCount}, ${file.expiresAt.toISOString()}::timestamptz
+		FROM reserved
+		RETURNING id`);
+	if (inserted.rows.length === 0) {
+		const usage = await storageUsage(db, file.ownerId, limits);
 		if (usage.pendingUploads >= limits.maxPendingUploads) {
 			throw new ApiError(
 				429,
@@ -77,13 +72,61 @@ export async function reserveAndInsert(
 				`At most ${limits.maxPendingUploads} uploads may be unfinished at once; complete or delete one first.`,
 			);
 		}
-		if (usage.usedBytes + usage.reservedBytes + values.size > quotaBytes) {
-			throw new ApiError(413, "QUOTA_EXCEEDED", "This file does not fit in your storage quota.", {
-				details: { ...usage, quotaBytes, requestedBytes: values.size },
-			});
-		}
-		const [row] = await tx.insert(files).values(values).returning();
-		if (!row) throw new Error("insert returned no row");
-		return row;
-	});
+		const { pendingUploads: _, ...details } = usage;
+		throw new ApiError(413, "QUOTA_EXCEEDED", "This file does not fit in your storage quota.", {
+			details: { ...details, requestedBytes: file.size },
+		});
+	}
+	const [row] = await db.select().from(files).where(eq(files.id, file.id));
+	if (!row) throw new Error("inserted file row vanished");
+	return row;
+}
+
+/**
+ * Marks a pending file complete and moves its bytes from reserved to used, in
+ * one statement. Returns false if the row is no longer pending (deleted,
+ * expired, or completed by a concurrent request).
+ */
+export async function commitUpload(db: Database, fileId: string, etag: string): Promise<boolean> {
+	const done = await db.execute<{ id: string }>(sql`
+		WITH done AS (
+			UPDATE files SET state = 'complete', etag = ${etag}, completed_at = now(), upload_id = NULL
+			WHERE id = ${fileId} AND state = 'pending'
+			RETURNING id, owner_id, size
+		), moved AS (
+			UPDATE storage_quotas AS q
+			SET reserved_bytes = greatest(0, q.reserved_bytes - done.size),
+				used_bytes = q.used_bytes + done.size,
+				pending_uploads = greatest(0, q.pending_uploads - 1)
+			FROM done WHERE q.user_id = done.owner_id
+		)
+		SELECT id FROM done`);
+	return done.rows.length > 0;
+}
+
+/**
+ * Deletes the file rows matching `where` and gives their bytes back (used for
+ * complete ones, reserved for pending ones), in one statement. Returns the
+ * deleted ids.
+ */
+export async function deleteRows(db: Database, where: SQL): Promise<string[]> {
+	const gone = await db.execute<{ id: string }>(sql`
+		WITH gone AS (
+			DELETE FROM files WHERE ${where}
+			RETURNING id, owner_id, size, state
+		), totals AS (
+			SELECT owner_id,
+				coalesce(sum(size) FILTER (WHERE state = 'complete'), 0) AS used,
+				coalesce(sum(size) FILTER (WHERE state = 'pending'), 0) AS reserved,
+				count(*) FILTER (WHERE state = 'pending') AS pending
+			FROM gone GROUP BY owner_id
+		), released AS (
+			UPDATE storage_quotas AS q
+			SET used_bytes = greatest(0, q.used_bytes - totals.used),
+				reserved_bytes = greatest(0, q.reserved_bytes - totals.reserved),
+				pending_uploads = greatest(0, q.pending_uploads - totals.pending)
+			FROM totals WHERE q.user_id = totals.owner_id
+		)
+		SELECT id FROM gone`);
+	return gone.rows.map((r) => r.id);
 }

@@ -3,7 +3,7 @@
 // complete. Bytes that do not match what was declared are refused before
 // anything is written.
 import type { CreateFileRequest, UploadedPart, UploadStatus } from "@secureconnect/protocol";
-import { and, asc, eq } from "drizzle-orm";
+import { asc, eq } from "drizzle-orm";
 import { conversationForMember } from "../conversations/service.ts";
 import type { Database } from "../db/client.ts";
 import { fileParts, files } from "../db/schema/index.ts";
@@ -12,7 +12,7 @@ import { ApiError } from "../lib/api-error.ts";
 import { newId } from "../lib/ids.ts";
 import { contentTypeAllowed, type FileLimits, uploadPlan } from "./limits.ts";
 import { expectedPartSize, type FileRow, isMultipart, pendingUpload, uploadInstructions } from "./model.ts";
-import { reserveAndInsert } from "./quota.ts";
+import { commitUpload, deleteRows, reserveAndInsert } from "./quota.ts";
 import {
 	abortMultipart,
 	completeMultipart,
@@ -58,7 +58,7 @@ export async function createFile(
 		uploadId = (await createMultipart(env, row.r2Key)).uploadId;
 	} catch (error) {
 		// Nothing was stored: give the reservation back.
-		await db.delete(files).where(eq(files.id, row.id));
+		await deleteRows(db, eq(files.id, row.id));
 		throw error;
 	}
 	const [updated] = await db.update(files).set({ uploadId }).where(eq(files.id, row.id)).returning();
@@ -89,19 +89,15 @@ function declaredLength(request: Request, expected: number): number {
 
 /** Marks a pending file complete; if it vanished meanwhile (deleted, expired), its object goes too. */
 async function markComplete(db: Database, env: Env, row: FileRow, object: R2Object): Promise<FileRow> {
-	const [done] = await db
-		.update(files)
-		.set({ state: "complete", etag: object.etag, completedAt: new Date(), uploadId: null })
-		.where(and(eq(files.id, row.id), eq(files.state, "pending")))
-		.returning();
-	if (!done) {
-		const [now] = await db.select().from(files).where(eq(files.id, row.id));
-		if (now?.state === "complete") return now;
+	const committed = await commitUpload(db, row.id, object.etag);
+	const [now] = await db.select().from(files).where(eq(files.id, row.id));
+	if (!committed && now?.state !== "complete") {
 		await deleteObjects(env, [row.r2Key]);
 		throw new ApiError(404, "NOT_FOUND", "No such file.");
 	}
+	if (!now) throw new ApiError(404, "NOT_FOUND", "No such file.");
 	await db.delete(fileParts).where(eq(fileParts.fileId, row.id));
-	return done;
+	return now;
 }
 
 /** The single-PUT upload: the body streams into R2 and the file is complete. */

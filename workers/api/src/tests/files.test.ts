@@ -67,7 +67,13 @@ function request(
 ): Request {
 	return new Request(`http://api.test${path}`, {
 		method: init.method ?? "GET",
-		headers: { authorization: `Bearer ${user.accessToken}`, "cf-connecting-ip": randomIp(), ...init.headers },
+		headers: {
+			authorization: `Bearer ${user.accessToken}`,
+			"cf-connecting-ip": randomIp(),
+			// Set here too, for requests handed to worker.fetch directly rather than sent.
+			...(init.body !== undefined && { "content-length": String(init.body.length) }),
+			...init.headers,
+		},
 		...(init.body !== undefined && { body: init.body }),
 	});
 }

@@ -5,9 +5,9 @@ import { conversations } from "./conversations.ts";
 
 /**
  * File metadata; the bytes live in R2 under `r2_key`. A pending row reserves
- * its `size` against the owner's quota; a complete one uses it. Usage is always
- * the sum over these rows, so every way a row disappears (delete, expiry, a
- * cascade from its conversation or owner) releases its bytes.
+ * its `size` against the owner's quota (storage_quotas.reserved_bytes); a
+ * complete one uses it (used_bytes). Rows are only ever removed through
+ * workers/api/src/files/, which moves those counters in the same statement.
  */
 export const files = pgTable(
 	"files",
@@ -63,9 +63,10 @@ export const fileParts = pgTable(
 );
 
 /**
- * One row per user who ever created a file: the row that create locks, so
- * parallel creates are checked against the quota one after another; and the
- * per-user quota override (null: STORAGE_QUOTA_BYTES).
+ * Per-user storage accounting, changed only by single conditional statements
+ * (workers/api/src/files/quota.ts), so parallel creates can never take more
+ * than the quota: `used + reserved + size <= quota` is checked and reserved
+ * atomically. `quota_bytes` is the per-user override (null: STORAGE_QUOTA_BYTES).
  */
 export const storageQuotas = pgTable(
 	"storage_quotas",
@@ -74,7 +75,18 @@ export const storageQuotas = pgTable(
 			.primaryKey()
 			.references(() => users.id, { onDelete: "cascade" }),
 		quotaBytes: bigint("quota_bytes", { mode: "number" }),
+		/** Bytes of complete files. */
+		usedBytes: bigint("used_bytes", { mode: "number" }).notNull().default(0),
+		/** Bytes of unfinished uploads. */
+		reservedBytes: bigint("reserved_bytes", { mode: "number" }).notNull().default(0),
+		pendingUploads: integer("pending_uploads").notNull().default(0),
 		createdAt: createdAt(),
 	},
-	(t) => [check("storage_quotas_nonnegative", sql`${t.quotaBytes} IS NULL OR ${t.quotaBytes} >= 0`)],
+	(t) => [
+		check("storage_quotas_nonnegative", sql`${t.quotaBytes} IS NULL OR ${t.quotaBytes} >= 0`),
+		check(
+			"storage_quotas_counters_nonnegative",
+			sql`${t.usedBytes} >= 0 AND ${t.reservedBytes} >= 0 AND ${t.pendingUploads} >= 0`,
+		),
+	],
 );

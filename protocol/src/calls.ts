@@ -1,0 +1,81 @@
+import { z } from "zod";
+import { ConversationId } from "./conversations.ts";
+import { UserId } from "./ids.ts";
+
+export const CALL_TOKEN_AUDIENCE = "secureconnect-media";
+/** A call token must be used within this long. */
+export const CALL_TOKEN_TTL_SECONDS = 120;
+export const CALL_PERMISSIONS = ["publish", "subscribe", "screen"] as const;
+
+export const CallMedia = z.enum(["audio", "video"]);
+export const CallState = z.enum(["ringing", "active", "ended", "missed", "declined"]);
+export const ParticipantState = z.enum(["ringing", "joined", "left", "declined", "busy", "missed"]);
+
+export const IceServer = z.object({
+	urls: z.union([z.string(), z.array(z.string())]),
+	username: z.string().optional(),
+	credential: z.string().optional(),
+});
+export type IceServer = z.infer<typeof IceServer>;
+
+export const TurnCredentials = z
+	.object({
+		iceServers: z.array(IceServer),
+		ttl: z.number().int(),
+		/** "ok" when TURN relays are offered; otherwise clients rely on STUN/host candidates. */
+		turn: z.enum(["ok", "not_configured"]),
+	})
+	.meta({ id: "TurnCredentials" });
+
+export const CallParticipant = z.object({ userId: UserId, state: ParticipantState }).meta({ id: "CallParticipant" });
+
+export const Call = z
+	.object({
+		id: z.string(),
+		conversationId: ConversationId,
+		media: CallMedia,
+		state: CallState,
+		initiatorId: UserId.nullable(),
+		participants: z.array(CallParticipant),
+		createdAt: z.iso.datetime(),
+		endedAt: z.iso.datetime().nullable(),
+	})
+	.meta({ id: "Call" });
+export type Call = z.infer<typeof Call>;
+
+export const JoinInfo = z
+	.object({
+		/** The media node's WebSocket; authenticate with `bearer.<token>` or a first auth frame. */
+		url: z.string(),
+		token: z.string(),
+		iceServers: z.array(IceServer),
+		turn: z.enum(["ok", "not_configured"]),
+	})
+	.meta({ id: "JoinInfo" });
+
+export const StartCallRequest = z.object({ conversationId: ConversationId, media: CallMedia });
+
+/** Signed media node → api heartbeat. */
+export const NodeHeartbeat = z.object({
+	nodeId: z.string().min(1).max(64),
+	url: z.string().url().max(512),
+	region: z.string().max(64),
+	capacity: z.number().int().min(0),
+	load: z.object({ calls: z.number().int().min(0), peers: z.number().int().min(0) }).loose(),
+	draining: z.boolean(),
+});
+export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;
+
+export const NodeEvents = z.object({
+	nodeId: z.string().min(1).max(64),
+	events: z
+		.array(
+			z.object({
+				type: z.enum(["call.started", "call.ended", "participant.joined", "participant.left"]),
+				callId: z.string().max(64),
+				userId: z.string().max(64).optional(),
+				at: z.union([z.string(), z.number()]).optional(),
+			}),
+		)
+		.max(500),
+});
