@@ -203,6 +203,9 @@ export async function benchFiles(quick: boolean, dataDir: string, port: number):
 		).json()) as { accessToken: string };
 
 		const { worker } = workerProcess(wrangler.child.pid as number, port);
+		log(
+			`Worker runs in workerd pid ${worker}; VmHWM reset ${resetPeak(worker) ? "available" : "not permitted: VmRSS sampled every 5 ms only"}`,
+		);
 		const small = randomBytes(1 * MiB);
 		const large = randomBytes(50 * MiB);
 		// Warm up both paths (JIT, R2 storage files, database connections), unmeasured.

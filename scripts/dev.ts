@@ -54,7 +54,7 @@ async function main(): Promise<void> {
 	const turnVars: Record<string, string> = {};
 	if (turnserver) {
 		startCoturn(turnserver, vars.get("TURN_SECRET") ?? "", join(DATA, "coturn"));
-		turnVars.TURN_URLS = `turn:127.0.0.1:${TURN_PORT}?transport=udp,turn:127.0.0.1:${TURN_PORT}?transport=tcp`;
+		turnVars.TURN_URLS = `stun:127.0.0.1:${TURN_PORT},turn:127.0.0.1:${TURN_PORT}?transport=udp,turn:127.0.0.1:${TURN_PORT}?transport=tcp`;
 	} else {
 		log("coturn is not installed, so calls use host/STUN candidates only. Install it with: apt-get install -y coturn");
 	}

@@ -49,6 +49,8 @@ export type CallTokenVerifierOptions = {
 	audience?: string;
 	clockToleranceSeconds?: number;
 	maxTtlSeconds?: number;
+	/** Shortest time between JWKS fetches for unknown kids (default JWKS_COOLDOWN_MS). */
+	jwksCooldownMs?: number;
 	/** Replaces the remote key set (tests). */
 	keySet?: JWTVerifyGetKey;
 };
@@ -72,7 +74,7 @@ export class CallTokenVerifier implements TokenVerifier {
 			options.keySet ??
 			createRemoteJWKSet(new URL(options.jwksUrl), {
 				timeoutDuration: JWKS_TIMEOUT_MS,
-				cooldownDuration: JWKS_COOLDOWN_MS,
+				cooldownDuration: options.jwksCooldownMs ?? JWKS_COOLDOWN_MS,
 				cacheMaxAge: JWKS_MAX_AGE_MS,
 			});
 		this.#issuer = options.issuer;
@@ -90,6 +92,8 @@ export class CallTokenVerifier implements TokenVerifier {
 				audience: this.#audience,
 				...(this.#issuer === undefined ? {} : { issuer: this.#issuer }),
 				clockTolerance: this.#clockTolerance,
+				// Also refuses an iat in the future (beyond the tolerance).
+				maxTokenAge: this.#maxTtl,
 				requiredClaims: ["sub", "cid", "iat", "exp", "perm"],
 			}));
 		} catch (error) {

@@ -1,18 +1,25 @@
+import net from "node:net";
+
 import { afterEach, describe, expect, it } from "vitest";
 
 import { loadConfig } from "./config.ts";
 import { Logger } from "./Logger.ts";
-import { DEFAULT_MEDIA_CODECS, webRtcListenInfos } from "./rtc.ts";
-import { WorkerPool } from "./WorkerPool.ts";
+import { DEFAULT_MEDIA_CODECS, webRtcListenInfos, webRtcServerListenInfos } from "./rtc.ts";
+import { NoLiveWorkerError, WorkerPool } from "./WorkerPool.ts";
 
 const silentLogger = Logger.create({ level: "error", sink: () => {} });
 const pools: WorkerPool[] = [];
 
-async function createPool(size: number, restartDelayMs?: number): Promise<WorkerPool> {
+async function createPool(
+	size: number,
+	restartDelayMs?: number,
+	webRtcServerListenInfos?: (index: number) => import("mediasoup").types.TransportListenInfo[],
+): Promise<WorkerPool> {
 	const pool = await WorkerPool.create({
 		size,
 		logger: silentLogger,
 		...(restartDelayMs === undefined ? {} : { restartDelayMs }),
+		...(webRtcServerListenInfos === undefined ? {} : { webRtcServerListenInfos }),
 	});
 
 	pools.push(pool);
@@ -122,6 +129,83 @@ describe("WorkerPool", () => {
 		// The replacement takes routers.
 		await pool.createRouter({ mediaCodecs: DEFAULT_MEDIA_CODECS });
 		expect(pool.stats()[0]?.routers).toBe(1);
+	});
+
+	it("gives each worker a WebRtcServer on port base + index, shared by its transports", async () => {
+		// A free TCP port to use as the base (one worker, so one port).
+		const base = await new Promise<number>((resolve) => {
+			const probe = net.createServer().listen(0, "127.0.0.1", () => {
+				const port = (probe.address() as net.AddressInfo).port;
+
+				probe.close(() => resolve(port));
+			});
+		});
+		const rtc = { ...loadConfig({}).rtc, port: base };
+		const pool = await createPool(1, undefined, (index) => webRtcServerListenInfos(rtc, index));
+
+		expect(pool.stats()[0]?.ports).toEqual({ udp: base, tcp: base });
+
+		const { router, webRtcServer } = await pool.allocateRouter({ mediaCodecs: DEFAULT_MEDIA_CODECS });
+
+		if (!webRtcServer) {
+			throw new Error("no WebRtcServer");
+		}
+
+		const transports = await Promise.all(
+			[1, 2, 3].map(() => router.createWebRtcTransport({ webRtcServer, enableUdp: true, enableTcp: true })),
+		);
+
+		for (const transport of transports) {
+			expect(transport.iceCandidates.map((c) => c.port)).toEqual([base, base]);
+		}
+	});
+
+	it("spreads WebRtcServers of several workers over the range when the base port is 0", async () => {
+		const rtc = { ...loadConfig({}).rtc, port: 0 };
+		const pool = await createPool(2, undefined, (index) => webRtcServerListenInfos(rtc, index));
+		const ports = pool.stats().map((s) => s.ports?.udp ?? 0);
+
+		expect(new Set(ports).size).toBe(2);
+		for (const port of ports) {
+			expect(port).toBeGreaterThanOrEqual(rtc.minPort);
+			expect(port).toBeLessThanOrEqual(rtc.maxPort);
+		}
+	});
+
+	it("allocates routers away from the workers a call already uses, and counts consumers", async () => {
+		const pool = await createPool(2);
+		const first = await pool.allocateRouter({ mediaCodecs: DEFAULT_MEDIA_CODECS });
+		const second = await pool.allocateRouter(
+			{ mediaCodecs: DEFAULT_MEDIA_CODECS },
+			{ avoid: new Set([first.workerIndex]), strict: true },
+		);
+
+		expect(second.workerIndex).not.toBe(first.workerIndex);
+		expect(pool.hasLiveWorkerOutside(new Set([0, 1]))).toBe(false);
+		await expect(
+			pool.allocateRouter({ mediaCodecs: DEFAULT_MEDIA_CODECS }, { avoid: new Set([0, 1]), strict: true }),
+		).rejects.toThrow(NoLiveWorkerError);
+
+		// A consumer on the first worker makes the second the least loaded, even with more routers.
+		const transport = await first.router.createPlainTransport({ listenInfo: { protocol: "udp", ip: "127.0.0.1" } });
+		const producer = await transport.produce({
+			kind: "audio",
+			rtpParameters: {
+				codecs: [{ mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 }],
+				encodings: [{ ssrc: 1111 }],
+			},
+		});
+
+		await transport.consume({ producerId: producer.id, rtpCapabilities: first.router.rtpCapabilities });
+		await pool.allocateRouter({ mediaCodecs: DEFAULT_MEDIA_CODECS });
+		expect(pool.stats()[first.workerIndex]?.consumers).toBe(1);
+
+		const next = await pool.allocateRouter({ mediaCodecs: DEFAULT_MEDIA_CODECS });
+
+		expect(next.workerIndex).toBe(second.workerIndex);
+		expect(pool.stats()[second.workerIndex]?.routers).toBe(3);
+		transport.close();
+		expect(pool.stats()[first.workerIndex]?.consumers).toBe(0);
 	});
 
 	it("refuses a pool without workers", async () => {

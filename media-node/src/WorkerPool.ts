@@ -294,6 +294,9 @@ export class WorkerPool {
 		}
 
 		const worker = await mediasoup.createWorker(settings);
+
+		WorkerPool.#detachSignalHandlers(worker);
+
 		let webRtcServer: types.WebRtcServer | undefined;
 
 		if (this.#options.webRtcServerListenInfos) {
@@ -346,6 +349,21 @@ export class WorkerPool {
 				});
 			});
 		});
+	}
+
+	/**
+	 * mediasoup closes every worker by itself when the Node process gets
+	 * SIGINT/SIGTERM. The pool owns the workers' lifetime instead: a graceful
+	 * drain needs them running until the calls have ended. (A worker still
+	 * exits when this process dies: its channel to us closes.)
+	 */
+	static #detachSignalHandlers(worker: types.Worker): void {
+		const onSignal = (worker as unknown as { onSignal?: unknown }).onSignal;
+
+		if (typeof onSignal === "function") {
+			process.removeListener("SIGINT", onSignal as () => void);
+			process.removeListener("SIGTERM", onSignal as () => void);
+		}
 	}
 
 	static async #serverPorts(server: types.WebRtcServer): Promise<{ udp: number | null; tcp: number | null }> {

@@ -31,7 +31,50 @@ describe("loadConfig", () => {
 		expect(config.workers).toBeLessThanOrEqual(4);
 		expect(config.rtc.announcedAddress).toBe(DEFAULT_ANNOUNCED_IP);
 		expect(config.rtc.minPort).toBeLessThanOrEqual(config.rtc.maxPort);
+		expect(config.rtc.port).toBe(40000);
 		expect(config.logLevel).toBe("info");
+		expect(config.node.region).toBe("local");
+		expect(config.node.id).toMatch(/^[A-Za-z0-9]/);
+		expect(config.api).toEqual({ url: undefined, issuer: undefined, jwksUrl: undefined, secret: undefined });
+		expect(config.limits).toEqual({
+			maxPeersPerCall: 100,
+			maxPeers: 1000,
+			routerMaxConsumers: 500,
+			reconnectGraceMs: 10_000,
+			drainTimeoutMs: 30_000,
+		});
+		expect(config.heartbeatMs).toBe(10_000);
+	});
+
+	it("derives the issuer and JWKS URL from API_URL", () => {
+		const config = loadConfig({ API_URL: "https://api.example.com", MEDIA_NODE_SECRET: "s".repeat(32) });
+
+		expect(config.api).toEqual({
+			url: "https://api.example.com",
+			issuer: "https://api.example.com",
+			jwksUrl: "https://api.example.com/.well-known/jwks.json",
+			secret: "s".repeat(32),
+		});
+		expect(loadConfig({ API_URL: "https://api.example.com", MEDIA_API_ISSUER: "secureconnect" }).api.issuer).toBe(
+			"secureconnect",
+		);
+	});
+
+	it("never echoes a bad secret, and wants 32 characters at least", () => {
+		const error = configError({ MEDIA_NODE_SECRET: "short-secret" });
+
+		expect(error.issues).toEqual([{ variable: "MEDIA_NODE_SECRET", message: "must be at least 32 characters" }]);
+		expect(error.message).not.toContain("short-secret");
+	});
+
+	it("refuses per-worker WebRtcServer ports that overlap the dynamic range", () => {
+		const error = configError({ MEDIA_RTC_PORT: "45000", MEDIA_WORKERS: "2" });
+
+		expect(error.issues).toEqual([
+			{ variable: "MEDIA_RTC_PORT", message: expect.stringContaining("overlap MEDIA_RTC_MIN_PORT") },
+		]);
+		expect(loadConfig({ MEDIA_RTC_PORT: "0" }).rtc.port).toBe(0);
+		expect(configError({ MEDIA_RTC_PORT: "80" }).issues[0]?.variable).toBe("MEDIA_RTC_PORT");
 	});
 
 	it("reads every variable", () => {
@@ -41,16 +84,49 @@ describe("loadConfig", () => {
 			MEDIA_WORKERS: "3",
 			MEDIA_RTC_LISTEN_IP: "::",
 			MEDIA_ANNOUNCED_IP: "media.example.com",
+			MEDIA_RTC_PORT: "44000",
 			MEDIA_RTC_MIN_PORT: "50000",
 			MEDIA_RTC_MAX_PORT: "50100",
 			LOG_LEVEL: "DEBUG",
+			MEDIA_NODE_ID: "media-eu-1",
+			MEDIA_REGION: "eu-west",
+			MEDIA_PUBLIC_URL: "wss://media-eu-1.example.com/v1/rtc",
+			API_URL: "https://api.example.com",
+			MEDIA_API_ISSUER: "https://api.example.com",
+			MEDIA_JWKS_URL: "https://keys.example.com/jwks.json",
+			MEDIA_NODE_SECRET: "x".repeat(40),
+			MEDIA_MAX_PEERS_PER_CALL: "250",
+			MEDIA_MAX_PEERS: "2000",
+			MEDIA_ROUTER_MAX_CONSUMERS: "800",
+			MEDIA_RECONNECT_GRACE_MS: "15000",
+			MEDIA_HEARTBEAT_MS: "5000",
+			MEDIA_DRAIN_TIMEOUT_MS: "60000",
+			MEDIA_STATS_INTERVAL_MS: "2000",
+			MEDIA_EVENT_QUEUE_MAX: "5000",
 		});
 
 		expect(config).toEqual({
 			http: { host: "0.0.0.0", port: 0 },
 			workers: 3,
-			rtc: { listenIp: "::", announcedAddress: "media.example.com", minPort: 50000, maxPort: 50100 },
+			rtc: { listenIp: "::", announcedAddress: "media.example.com", port: 44000, minPort: 50000, maxPort: 50100 },
 			logLevel: "debug",
+			node: { id: "media-eu-1", region: "eu-west", publicUrl: "wss://media-eu-1.example.com/v1/rtc" },
+			api: {
+				url: "https://api.example.com",
+				issuer: "https://api.example.com",
+				jwksUrl: "https://keys.example.com/jwks.json",
+				secret: "x".repeat(40),
+			},
+			limits: {
+				maxPeersPerCall: 250,
+				maxPeers: 2000,
+				routerMaxConsumers: 800,
+				reconnectGraceMs: 15_000,
+				drainTimeoutMs: 60_000,
+			},
+			heartbeatMs: 5000,
+			statsIntervalMs: 2000,
+			eventQueueMax: 5000,
 		});
 	});
 

@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 
 import { afterEach, describe, expect, it } from "vitest";
 
+import { callToken, FakeApi, SignalingClient, signingKey, TEST_SECRET, waitFor } from "./testing/fixtures.ts";
+
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.ts");
 
 type Running = { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> };
@@ -24,7 +26,7 @@ afterEach(() => {
 
 function start(env: Record<string, string>): Running {
 	const child = spawn(process.execPath, [MAIN], {
-		env: { ...process.env, ...env },
+		env: { ...process.env, MEDIA_RTC_PORT: "0", ...env },
 		stdio: ["ignore", "pipe", "pipe"],
 	});
 	const lines: Record<string, unknown>[] = [];
@@ -87,6 +89,52 @@ describe("media node process", () => {
 			expect(line).toHaveProperty("level");
 			expect(line).toHaveProperty("time");
 			expect(line).toHaveProperty("msg");
+		}
+	});
+
+	it("drains on SIGTERM: peers told, final heartbeat draining:true, exits 0 once the call ends", async () => {
+		const api = await FakeApi.start();
+		const key = await signingKey("kid-main");
+
+		api.keys.push(key);
+
+		try {
+			const running = start({
+				MEDIA_NODE_PORT: "0",
+				MEDIA_WORKERS: "1",
+				API_URL: api.url,
+				MEDIA_NODE_SECRET: TEST_SECRET,
+				MEDIA_NODE_ID: "main-test-node",
+				MEDIA_DRAIN_TIMEOUT_MS: "10000",
+			});
+			const listening = await waitForLine(running, "media node listening");
+			const token = await callToken({ key, issuer: api.url, userId: "usr_alice", callId: "call_main" });
+			const peer = await SignalingClient.open(String(listening.url), token);
+			const { rtpCapabilities } = await peer.request("getRouterRtpCapabilities", {});
+
+			await peer.request("join", { rtpCapabilities });
+			running.child.kill("SIGTERM");
+
+			expect(await peer.notification("nodeDraining")).toMatchObject({ timeoutMs: 10000 });
+
+			const beat = await waitFor(() => api.heartbeats().find((h) => (h.body as { draining: boolean }).draining), {
+				what: "draining heartbeat",
+			});
+
+			expect(beat).toMatchObject({ signatureOk: true, body: { nodeId: "main-test-node", draining: true } });
+			expect(running.child.exitCode).toBeNull();
+
+			await peer.request("leave", {});
+			expect(await running.exited).toBe(0);
+			expect(api.events().map((e) => e.type)).toEqual([
+				"call.started",
+				"participant.joined",
+				"participant.left",
+				"call.ended",
+			]);
+			expect(running.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["draining", "shutdown complete"]));
+		} finally {
+			await api.close();
 		}
 	});
 

@@ -10,8 +10,8 @@ import { signedHeaders } from "./signing.ts";
 import {
 	callToken,
 	FakeApi,
-	type SigningKey,
 	SignalingClient,
+	type SigningKey,
 	signingKey,
 	startNode,
 	TEST_NODE_ID,
@@ -363,10 +363,7 @@ describe("operations", () => {
 		await joined(target, "usr_alice");
 
 		const beat = await waitFor(
-			() =>
-				api
-					.heartbeats()
-					.find((h) => (h.body as { load: { peers: number } }).load.peers === 1 && h.signatureOk),
+			() => api.heartbeats().find((h) => (h.body as { load: { peers: number } }).load.peers === 1 && h.signatureOk),
 			{ what: "heartbeat with one peer" },
 		);
 
@@ -406,7 +403,9 @@ describe("operations", () => {
 
 		// Well-formed exposition: every line is a comment or `name{labels} value`.
 		for (const line of text.trimEnd().split("\n")) {
-			expect(line).toMatch(/^(# (HELP|TYPE) [a-z_][a-z0-9_]* .+|[a-z_][a-z0-9_]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$/);
+			expect(line).toMatch(
+				/^(# (HELP|TYPE) [a-z_][a-z0-9_]* .+|[a-z_][a-z0-9_]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$/,
+			);
 		}
 	});
 

@@ -30,4 +30,5 @@ export const ID_PREFIXES = {
 	keyPackage: "kpk",
 	welcome: "wel",
 	call: "cal",
+	pushSubscription: "psb",
 } as const;

@@ -6,5 +6,6 @@ export * from "./errors.ts";
 export * from "./files.ts";
 export * from "./ids.ts";
 export * from "./keys.ts";
+export * from "./notifications.ts";
 export * from "./realtime.ts";
 export * from "./service.ts";

@@ -88,12 +88,10 @@ describe("SDK: end-to-end encrypted group", () => {
 		const conversation = await alice.startConversation([ids(erin)]);
 		await alice.addMembers(conversation, [ids(bob)], { role: "admin" });
 		await bob.acceptInvites(conversation);
-		// Both commit for the same epoch at once: the Delivery Service takes one and refuses the other.
-		const [a, b] = await Promise.all([
-			alice.addMembers(conversation, [ids(carol)]),
-			bob.addMembers(conversation, [ids(dave)]),
-		]);
-		expect([a, b].sort()).toEqual([1, 2]);
+		// Alice's commit wins the epoch; Bob, who has not seen it, commits for the same epoch,
+		// is refused with STALE_EPOCH, catches up and succeeds on his second attempt.
+		expect(await alice.addMembers(conversation, [ids(carol)])).toBe(1);
+		expect(await bob.addMembers(conversation, [ids(dave)])).toBe(2);
 		const state = (await alice.http.request("GET", `/v1/conversations/${conversation}/mls`)) as { epoch: number };
 		expect(state.epoch).toBe(4);
 		await alice.sync(conversation);

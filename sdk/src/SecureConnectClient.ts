@@ -223,15 +223,17 @@ export class SecureConnectClient {
 	}
 
 	/**
-	 * Sends a commit for the current epoch. If another member's commit won the
-	 * epoch, the Delivery Service refuses ours with STALE_EPOCH: catch up, rebuild, retry.
+	 * Sends a commit for the epoch this device is at. If another member's commit
+	 * won that epoch, the Delivery Service refuses ours with STALE_EPOCH: catch
+	 * up, rebuild, retry.
 	 */
 	async #commit(
 		conversationId: string,
 		build: (state: ClientState) => { proposals: ReturnType<MlsDevice["addProposals"]>; welcomeDevices: string[] },
 	): Promise<number> {
 		for (let attempt = 1; attempt <= MAX_COMMIT_ATTEMPTS; attempt++) {
-			await this.sync(conversationId);
+			// Optimistic first: commit on what this device knows; after a refusal, catch up first.
+			if (attempt > 1) await this.sync(conversationId);
 			const group = this.#group(conversationId);
 			const { proposals, welcomeDevices } = build(group.state);
 			if (proposals.length === 0) return attempt;

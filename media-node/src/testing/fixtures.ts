@@ -97,6 +97,8 @@ export type ReceivedRequest = {
 	body: unknown;
 	signatureOk: boolean;
 	signatureReason: string | undefined;
+	/** What the fake api answered. */
+	status: number;
 };
 
 export class FakeApi {
@@ -129,9 +131,10 @@ export class FakeApi {
 		return this.received.filter((r) => r.path === "/internal/media-nodes/heartbeat");
 	}
 
+	/** Events the fake api accepted (2xx), in arrival order. */
 	events(): { type: string; callId: string; userId?: string; at: string; id: string }[] {
 		return this.received
-			.filter((r) => r.path === "/internal/media-nodes/events" && r.signatureOk)
+			.filter((r) => r.path === "/internal/media-nodes/events" && r.signatureOk && r.status < 300)
 			.flatMap((r) => (r.body as { events: { type: string; callId: string; at: string; id: string }[] }).events);
 	}
 
@@ -169,7 +172,10 @@ export class FakeApi {
 			} catch {
 				body = undefined;
 			}
+			const status = check.ok ? this.webhookStatus : 401;
+
 			this.received.push({
+				status,
 				path,
 				headers: req.headers,
 				rawBody,
@@ -177,7 +183,7 @@ export class FakeApi {
 				signatureOk: check.ok && header(NODE_ID_HEADER) !== undefined,
 				signatureReason: check.ok ? undefined : check.reason,
 			});
-			res.writeHead(check.ok ? this.webhookStatus : 401);
+			res.writeHead(status);
 			res.end();
 		});
 	}
@@ -304,7 +310,10 @@ export class SignalingClient {
 		});
 	}
 
-	request<M extends RtcMethod>(method: M, data: RtcRequestData<M> | Record<string, unknown>): Promise<RtcResponseData<M>> {
+	request<M extends RtcMethod>(
+		method: M,
+		data: RtcRequestData<M> | Record<string, unknown>,
+	): Promise<RtcResponseData<M>> {
 		const id = this.#nextId++;
 
 		return new Promise((resolve, reject) => {

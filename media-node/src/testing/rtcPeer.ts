@@ -5,7 +5,7 @@
 
 import { createRequire } from "node:module";
 
-import { Device, type types as client } from "mediasoup-client";
+import { type types as client, Device } from "mediasoup-client";
 
 import type { MediaSource, RtcNotificationData } from "../../../protocol/src/signaling.ts";
 import { type ServerFrame, SignalingClient } from "./fixtures.ts";
@@ -13,7 +13,9 @@ import { type ServerFrame, SignalingClient } from "./fixtures.ts";
 type Track = { stop(): void; kind: string };
 type Wrtc = {
 	nonstandard: {
-		RTCVideoSource: new (init?: { isScreencast?: boolean }) => {
+		RTCVideoSource: new (init?: {
+			isScreencast?: boolean;
+		}) => {
 			createTrack(): Track;
 			onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void;
 		};

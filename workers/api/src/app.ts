@@ -10,6 +10,7 @@ import { database } from "./middleware/database/index.ts";
 import { notFoundHandler, onError } from "./middleware/error-handler/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { API_TITLE, API_VERSION, createRouter } from "./openapi.ts";
+import { adminRoutes } from "./routes/admin/index.ts";
 import { authRoutes } from "./routes/auth/index.ts";
 import { blockRoutes } from "./routes/blocks/index.ts";
 import { callRoutes } from "./routes/calls/index.ts";
@@ -71,6 +72,7 @@ export function createApp() {
 			maxAge: 600,
 		})(c, next);
 	});
+	app.route("/", adminRoutes); // backup/restore: off without ADMIN_TOKEN; streams, so before the body limit
 	// Uploads stream into R2 and enforce their declared size themselves.
 	app.use("*", async (c, next) =>
 		STREAMED_UPLOAD_PATH.test(c.req.path)

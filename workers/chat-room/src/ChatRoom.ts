@@ -16,6 +16,7 @@ import { expireRinging } from "../../api/src/calls/service.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
 import { openDatabase } from "../../api/src/db/client.ts";
 import { newId } from "../../api/src/lib/ids.ts";
+import { recordMessage } from "../../api/src/lib/metrics.ts";
 import { base64Bytes } from "./limits.ts";
 import { MessageLog } from "./message-log.ts";
 import { isWelcome, type MlsFraming, readFraming } from "./mls-framing.ts";
@@ -29,6 +30,8 @@ export interface SendInput {
 	kind?: Message["kind"];
 	refSeq?: number;
 	welcome?: WelcomeEnvelope | undefined;
+	/** The request (or socket upgrade) this came from, carried into the jobs it causes. */
+	requestId?: string | undefined;
 }
 
 export type SendResult =
@@ -215,6 +218,7 @@ export class ChatRoom extends SocketServer {
 					senderDeviceId: frame.type === "send" ? frame.senderDeviceId : undefined,
 					welcome: frame.type === "send" ? frame.welcome : undefined,
 					clientId: frame.clientId,
+					requestId: info.requestId,
 					ciphertext: frame.type === "delete" ? "" : frame.ciphertext,
 					kind: frame.type === "send" ? "message" : frame.type,
 					...(frame.type !== "send" && { refSeq: frame.refSeq }),
@@ -322,7 +326,8 @@ export class ChatRoom extends SocketServer {
 		if (input.welcome && framing?.contentType === "commit") this.#routeWelcome(input.senderId, input.welcome);
 		this.#markRead(input.senderId, message.seq, false);
 		this.broadcast({ type: "message", message });
-		this.ctx.waitUntil(this.#announce(message));
+		recordMessage(this.env, { kind, bytes: base64Bytes(input.ciphertext) });
+		this.ctx.waitUntil(this.#announce(message, input.requestId));
 		if (this.#retentionSeconds) void this.scheduleAlarm(Date.now() + this.#retentionSeconds * 1000);
 		return { ok: true, message, duplicate: false };
 	}
@@ -461,7 +466,7 @@ export class ChatRoom extends SocketServer {
 	}
 
 	/** Tells each member's user channel (one socket per device for all conversations). */
-	async #announce(message: Message): Promise<void> {
+	async #announce(message: Message, requestId: string | undefined): Promise<void> {
 		const conversationId = this.#conversationId;
 		if (!conversationId) return;
 		await Promise.allSettled(
@@ -472,6 +477,7 @@ export class ChatRoom extends SocketServer {
 					lastSeq: message.seq,
 					senderId: message.senderId,
 					onlineHere: this.authedSockets(userId).length > 0,
+					requestId,
 				}),
 			),
 		);

@@ -12,7 +12,10 @@ import { sessions } from "../../api/src/db/schema/index.ts";
 import type { Env } from "../../api/src/env.ts";
 import { ApiError } from "../../api/src/lib/api-error.ts";
 import { rootLogger } from "../../api/src/lib/logger.ts";
+import { recordSocket } from "../../api/src/lib/metrics.ts";
+import { REQUEST_ID_HEADER } from "../../api/src/middleware/request-id/index.ts";
 import { type RealtimeLimits, realtimeLimits } from "./limits.ts";
+import { readPage, snapshotTables, type TablePage, writePage } from "./snapshot.ts";
 
 /** Headers the api sets after it has authenticated the upgrade; never accepted from outside. */
 export const USER_HEADER = "x-sc-user-id";
@@ -38,6 +41,8 @@ export interface SocketInfo {
 	/** Last frame from the client (ms); pings answered by the runtime count via their own timestamp. */
 	lastActive: number;
 	presence: "online" | "away";
+	/** The id of the upgrade request (x-request-id from the api): in this socket's log lines and jobs. */
+	requestId?: string;
 }
 
 export type Authed = SocketInfo & { authed: true };
@@ -133,8 +138,12 @@ export abstract class SocketServer extends DurableObject<Env> {
 			connectedAt: now,
 			lastActive: now,
 			presence: "online",
+			requestId: request.headers.get(REQUEST_ID_HEADER) ?? crypto.randomUUID(),
 		};
 		this.setInfo(server, info);
+		const sockets = this.ctx.getWebSockets().length;
+		this.log.info("socket opened", { requestId: info.requestId, object: this.constructor.name, sockets });
+		recordSocket(this.env, { object: this.constructor.name, change: "open", sockets });
 		await this.#scheduleAlarm(
 			now + (info.authed ? this.limits.IDLE_TIMEOUT_SECONDS : this.limits.AUTH_TIMEOUT_SECONDS) * 1000,
 		);
@@ -209,7 +218,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 				this.fail(ws, "UNAUTHORIZED", error.message);
 				return ws.close(CLOSE_UNAUTHORIZED, "unauthorized");
 			}
-			this.log.warn("socket authentication unavailable", { error });
+			this.log.warn("socket authentication unavailable", { requestId: info.requestId, error });
 			this.fail(ws, "SERVICE_UNAVAILABLE", "Authentication is unavailable; reconnect shortly.");
 			ws.close(1013, "try again later");
 		}
@@ -227,6 +236,11 @@ export abstract class SocketServer extends DurableObject<Env> {
 		const info = this.info(ws);
 		// Mark it so socket lists taken from now on skip it.
 		ws.serializeAttachment({ ...info, authed: false });
+		if (info) {
+			const sockets = Math.max(0, this.ctx.getWebSockets().length - 1);
+			this.log.debug("socket closed", { requestId: info.requestId, durationMs: Date.now() - info.connectedAt });
+			recordSocket(this.env, { object: this.constructor.name, change: "close", sockets });
+		}
 		if (info?.authed) await this.onDisconnected(info as Authed);
 	}
 
@@ -285,6 +299,28 @@ export abstract class SocketServer extends DurableObject<Env> {
 		const ended = new Set(sessionIds);
 		for (const [ws, info] of this.authedSockets())
 			if (ended.has(info.sessionId)) ws.close(CLOSE_UNAUTHORIZED, "session ended");
+	}
+
+	// ------------------------------------------------- backup and restore (admin api only)
+
+	/** The object's own SQLite tables. */
+	async snapshotTables(): Promise<string[]> {
+		return snapshotTables(this.ctx.storage.sql);
+	}
+
+	async exportPage(table: string, after: number): Promise<TablePage> {
+		return readPage(this.ctx.storage.sql, table, after);
+	}
+
+	/** Writes a page of a backup; the first page of each table replaces its rows. */
+	async importPage(page: TablePage, first: boolean): Promise<number> {
+		return writePage(this.ctx.storage.sql, page, first);
+	}
+
+	/** Ends a restore: the object restarts (reloading its state from storage) and its alarm runs soon. */
+	async finishImport(): Promise<void> {
+		await this.ctx.storage.setAlarm(Date.now() + 1000);
+		this.ctx.abort("restored from a backup");
 	}
 
 	/** Sets the alarm to `at` unless one is already due sooner. */

@@ -10,6 +10,8 @@ export interface ActivityInput {
 	senderId: string;
 	/** The user has a socket on that conversation right now. */
 	onlineHere: boolean;
+	/** The request that stored the message: the push job keeps it for tracing. */
+	requestId?: string | undefined;
 }
 
 interface Cursor extends Record<string, SqlStorageValue> {
@@ -86,9 +88,9 @@ export class UserChannel extends SocketServer {
 				userId: this.#userId,
 				conversationId: input.conversationId,
 				seq: input.lastSeq,
-				requestId: crypto.randomUUID(),
+				requestId: input.requestId ?? crypto.randomUUID(),
 			};
-			await this.env.NOTIFICATIONS.send(job).catch((error: unknown) => this.log.warn("push enqueue failed", { error }));
+			await this.env.NOTIFICATIONS.send(job).catch((error: unknown) => this.log.warn("push enqueue failed", { requestId: job.requestId, error }));
 		}
 	}
 

@@ -9,11 +9,18 @@ export interface CallGrant {
 	callId: string;
 	deviceId?: string | undefined;
 	permissions: Array<"publish" | "subscribe" | "screen">;
+	/** The api request that issued the token (claim `rid`), so the media node's log lines can carry it. */
+	requestId?: string | undefined;
 }
 
 export async function issueCallToken(keys: SigningKeySet, issuer: string, grant: CallGrant): Promise<string> {
 	const key = keys.active;
-	return new SignJWT({ cid: grant.callId, perm: grant.permissions, ...(grant.deviceId && { did: grant.deviceId }) })
+	return new SignJWT({
+		cid: grant.callId,
+		perm: grant.permissions,
+		...(grant.deviceId && { did: grant.deviceId }),
+		...(grant.requestId && { rid: grant.requestId }),
+	})
 		.setProtectedHeader({ alg: TOKEN_ALGORITHM, kid: key.kid, typ: "JWT" })
 		.setIssuer(issuer)
 		.setAudience(CALL_TOKEN_AUDIENCE)

@@ -5,6 +5,7 @@ import { DEFAULT_ISSUER } from "../auth/access-token.ts";
 import { DEFAULT_MAX_CALL_PARTICIPANTS, DEFAULT_RING_SECONDS } from "../calls/service.ts";
 import { DEFAULT_TURN_TTL_SECONDS, type TurnConfig } from "../calls/turn.ts";
 import type { Env } from "../env.ts";
+import { type EmailConfig, type PushConfig, parseNotificationConfig } from "../notifications/config.ts";
 import { type RatePolicies, ratePolicies } from "../rate-limit/policies.ts";
 import { SigningKeySet } from "./signing-keys.ts";
 
@@ -48,6 +49,8 @@ export interface Config {
 	turn: TurnConfig;
 	calls: { ringSeconds: number; maxParticipants: number };
 	rateLimits: RatePolicies;
+	push: PushConfig;
+	email: EmailConfig;
 }
 
 function strongSecret(name: string, value: string | undefined, problems: string[]): string {
@@ -110,6 +113,12 @@ export async function parseConfig(env: Env): Promise<Config> {
 		}
 	}
 
+	const notifications = await parseNotificationConfig(
+		env,
+		environment.success ? environment.data : "production",
+		problems,
+	);
+
 	if (
 		problems.length > 0 ||
 		!environment.success ||
@@ -154,6 +163,7 @@ export async function parseConfig(env: Env): Promise<Config> {
 			ringSeconds: positiveOr(env.CALL_RING_SECONDS, DEFAULT_RING_SECONDS),
 			maxParticipants: positiveOr(env.MAX_CALL_PARTICIPANTS, DEFAULT_MAX_CALL_PARTICIPANTS),
 		},
+		...notifications,
 	};
 }
 

@@ -163,6 +163,20 @@ async function withDb<T>(work: (handle: DatabaseHandle) => Promise<T>): Promise<
 	}
 }
 
+describe("files: contract", () => {
+	it("the OpenAPI document lists every file route", async () => {
+		const res = await SELF.fetch("http://api.test/openapi.json");
+		const doc = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+		expect(Object.keys(doc.paths["/v1/files"] ?? {})).toEqual(["post"]);
+		expect(Object.keys(doc.paths["/v1/files/{id}"] ?? {}).sort()).toEqual(["delete", "get"]);
+		expect(Object.keys(doc.paths["/v1/files/{id}/content"] ?? {}).sort()).toEqual(["get", "put"]);
+		expect(Object.keys(doc.paths["/v1/files/{id}/parts/{partNumber}"] ?? {})).toEqual(["put"]);
+		expect(Object.keys(doc.paths["/v1/files/{id}/parts"] ?? {})).toEqual(["get"]);
+		expect(Object.keys(doc.paths["/v1/files/{id}/complete"] ?? {})).toEqual(["post"]);
+		expect(Object.keys(doc.paths["/v1/storage/usage"] ?? {})).toEqual(["get"]);
+	});
+});
+
 describe("files: round trips", () => {
 	for (const [label, size] of [
 		["0 B", 0],

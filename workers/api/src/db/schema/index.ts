@@ -5,3 +5,4 @@ export * from "./calls.ts";
 export * from "./conversations.ts";
 export * from "./files.ts";
 export * from "./keys.ts";
+export * from "./push.ts";

@@ -86,6 +86,7 @@ async function joinInfo(c: Context<AuthedEnv>, callId: string, nodeId: string) {
 			userId: c.var.auth.userId,
 			callId,
 			permissions: ["publish", "subscribe", "screen"],
+			requestId: c.var.requestId,
 		}),
 	]);
 	return { url, token, iceServers: ice.iceServers, turn: ice.turn };
@@ -135,16 +136,14 @@ export const callRoutes = createRouter()
 			state: "ringing",
 			nodeId: node.id,
 		});
-		await db
-			.insert(callParticipants)
-			.values([
-				{ callId, userId: me, state: "joined", joinedAt: new Date() },
-				...others.map((userId) => ({
-					callId,
-					userId,
-					state: busy.has(userId) ? ("busy" as const) : ("ringing" as const),
-				})),
-			]);
+		await db.insert(callParticipants).values([
+			{ callId, userId: me, state: "joined", joinedAt: new Date() },
+			...others.map((userId) => ({
+				callId,
+				userId,
+				state: busy.has(userId) ? ("busy" as const) : ("ringing" as const),
+			})),
+		]);
 		const loaded = await loadCall(db, callId);
 		if (!loaded) throw new Error("call vanished");
 		const rung = others.filter((id) => !busy.has(id));

@@ -415,6 +415,7 @@ export const conversationRoutes = createRouter()
 				clientId: body.clientId,
 				ciphertext: body.ciphertext,
 				welcome: body.welcome,
+				requestId: c.var.requestId,
 			}),
 		);
 		if (!result.ok) throw sendError(result);

@@ -16,6 +16,7 @@ import { authenticate } from "../../auth/authenticate.ts";
 import { channelOf, conversationForMember, roomOf } from "../../conversations/service.ts";
 import { openDatabase } from "../../db/client.ts";
 import { ApiError } from "../../lib/api-error.ts";
+import { REQUEST_ID_HEADER } from "../../middleware/request-id/index.ts";
 import { createRouter } from "../../openapi.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -36,6 +37,7 @@ async function handOver(
 	const forwarded = new Headers(c.req.raw.headers);
 	for (const name of [USER_HEADER, SESSION_HEADER, PROTOCOL_HEADER]) forwarded.delete(name);
 	for (const [k, v] of Object.entries(headers)) forwarded.set(k, v);
+	forwarded.set(REQUEST_ID_HEADER, c.var.requestId);
 	const res = await stub.fetch(new Request(c.req.raw.url, { headers: forwarded }));
 	if (res.status !== 101 || !res.webSocket) {
 		const status = res.status === 403 ? 403 : res.status === 429 ? 429 : 503;
@@ -83,6 +85,7 @@ function relayAfterAuthFrame(c: Context<AppEnv>): Response {
 	const config = c.var.config;
 	const env = c.env;
 	const url = c.req.raw.url;
+	const requestId = c.var.requestId;
 	let upstream: WebSocket | undefined;
 	const pending: string[] = [];
 	const timer = setTimeout(() => server.close(CLOSE_UNAUTHORIZED, "no auth frame"), AUTH_FRAME_TIMEOUT_MS);
@@ -108,7 +111,12 @@ function relayAfterAuthFrame(c: Context<AppEnv>): Response {
 				const principal = await authenticate(config, handle.db, frame.data.token).finally(() => handle.close());
 				const res = await channelOf(env, principal.userId).fetch(
 					new Request(url, {
-						headers: { upgrade: "websocket", [USER_HEADER]: principal.userId, [SESSION_HEADER]: principal.sessionId },
+						headers: {
+							upgrade: "websocket",
+							[USER_HEADER]: principal.userId,
+							[SESSION_HEADER]: principal.sessionId,
+							[REQUEST_ID_HEADER]: requestId,
+						},
 					}),
 				);
 				const socket = res.webSocket;
