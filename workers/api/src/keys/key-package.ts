@@ -23,7 +23,7 @@ export async function checkKeyPackage(base64: string, deviceCredential: Uint8Arr
 		decoded = undefined;
 	}
 	const message = decoded?.[0];
-	if (!message || message.wireformat !== "mls_key_package" || decoded?.[1] !== bytes.length) {
+	if (message?.wireformat !== "mls_key_package" || decoded?.[1] !== bytes.length) {
 		return { ok: false, reason: "is not an MLSMessage carrying a KeyPackage" };
 	}
 	const kp = message.keyPackage;
@@ -32,8 +32,7 @@ export async function checkKeyPackage(base64: string, deviceCredential: Uint8Arr
 	}
 	const suiteName = Object.entries(ciphersuites).find(([, id]) => id === (kp.cipherSuite as unknown as number))?.[0];
 	const name = typeof kp.cipherSuite === "string" ? kp.cipherSuite : suiteName;
-	if (!name || !name.endsWith("_Ed25519"))
-		return { ok: false, reason: "uses a cipher suite other than an Ed25519 one" };
+	if (!name?.endsWith("_Ed25519")) return { ok: false, reason: "uses a cipher suite other than an Ed25519 one" };
 	const impl = await getCiphersuiteImpl(getCiphersuiteFromName(name as Parameters<typeof getCiphersuiteFromName>[0]));
 	if (!(await verifyKeyPackage(kp, impl.signature))) return { ok: false, reason: "has an invalid signature" };
 	return { ok: true, bytes };
