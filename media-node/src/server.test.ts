@@ -1,3 +1,5 @@
+import http from "node:http";
+
 import { afterEach, describe, expect, it } from "vitest";
 
 import { Logger } from "./Logger.ts";
@@ -97,6 +99,44 @@ describe("MediaNodeServer", () => {
 
 		expect(line).toMatchObject({ level: "info", path: "/nope", status: 404 });
 		expect(line).not.toHaveProperty("requestId");
+	});
+
+	it("answers 503 draining, refuses upgrades of other paths, and serves /metrics when given", async () => {
+		const lines: Record<string, unknown>[] = [];
+		const server = await MediaNodeServer.create({
+			host: "127.0.0.1",
+			port: 0,
+			health: { liveWorkerCount: 2, draining: true },
+			logger: Logger.create({ sink: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) }),
+			metrics: () => "up 1\n",
+			upgrade: { path: "/v1/rtc", handle: () => {} },
+		});
+
+		cleanups.push(() => server.close());
+
+		const base = `http://127.0.0.1:${server.port}`;
+		const health = await fetch(`${base}/health`);
+
+		expect(health.status).toBe(503);
+		expect(await health.json()).toEqual({ status: "draining", workers: 2 });
+
+		const metrics = await fetch(`${base}/metrics`);
+
+		expect(await metrics.text()).toBe("up 1\n");
+		expect(metrics.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+
+		const status = await new Promise<string>((resolve, reject) => {
+			const req = http.request(`${base}/elsewhere`, {
+				headers: { connection: "Upgrade", upgrade: "websocket" },
+			});
+
+			req.on("response", (res) => resolve(String(res.statusCode)));
+			req.on("upgrade", () => resolve("upgraded"));
+			req.on("error", reject);
+			req.end();
+		});
+
+		expect(status).toBe("404");
 	});
 
 	it("fails to start on a port that is taken", async () => {

@@ -357,8 +357,6 @@ export const RTC_NOTIFICATIONS = {
 	/** Another peer muted or unmuted one of its producers. */
 	producerPaused: z.object({ peerId: EntityId, producerId: EntityId, source: MediaSource }),
 	producerResumed: z.object({ peerId: EntityId, producerId: EntityId, source: MediaSource }),
-	/** The node closed one of this peer's own producers (e.g. its permission went away). */
-	producerClosed: z.object({ producerId: EntityId }),
 	/** The dominant speaker changed (null when nobody speaks any more). */
 	activeSpeaker: z.object({ peerId: EntityId.nullable(), producerId: EntityId.nullable() }),
 	/** The call is over on this node; the socket closes next. */

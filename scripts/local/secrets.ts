@@ -3,7 +3,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 
-export type SecretName = "JWT_SIGNING_KEYS" | "PASSWORD_PEPPER" | "MEDIA_NODE_SECRET" | "TURN_SECRET";
+export type SecretName = "JWT_SIGNING_KEYS" | "PASSWORD_PEPPER" | "MEDIA_NODE_SECRET" | "TURN_SECRET" | "ADMIN_TOKEN";
 
 const random = (bytes = 48) => randomBytes(bytes).toString("base64url");
 
@@ -18,6 +18,8 @@ export const GENERATORS: Record<SecretName, () => string> = {
 	PASSWORD_PEPPER: () => random(),
 	MEDIA_NODE_SECRET: () => random(),
 	TURN_SECRET: () => random(),
+	/** Optional in staging/production: enables /admin/v1 for backups and restores. */
+	ADMIN_TOKEN: () => random(),
 };
 
 function parseDotenv(text: string): Map<string, string> {

@@ -1,6 +1,12 @@
 // A conversation socket that authenticates with the bearer subprotocol,
 // resumes from the last seq it saw after every reconnect, and backs off.
-import { APP_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX, type Message, ServerFrame } from "@secureconnect/protocol";
+import {
+	APP_SUBPROTOCOL,
+	BEARER_SUBPROTOCOL_PREFIX,
+	type ClientFrame,
+	type Message,
+	ServerFrame,
+} from "@secureconnect/protocol";
 
 export interface WebSocketLike {
 	send(data: string): void;
@@ -27,6 +33,8 @@ export interface ConversationSocketOptions {
 	token: () => Promise<string>;
 	afterSeq: () => number;
 	onMessage: (message: Message) => Promise<void> | void;
+	/** Every other frame (typing, receipt, presence, ack, error…), as it arrives. */
+	onEvent?: (frame: ServerFrame) => void;
 	connect?: SocketConnector;
 }
 
@@ -79,7 +87,14 @@ export class ConversationSocket {
 		if (frame.type === "message") {
 			// Messages are applied strictly in arrival (= seq) order.
 			this.#queue = this.#queue.then(() => this.#options.onMessage(frame.message)).catch(() => {});
-		}
+		} else this.#options.onEvent?.(frame);
+	}
+
+	/** Sends a frame (typing, read, presence…) if connected; false while reconnecting. */
+	sendFrame(frame: ClientFrame): boolean {
+		if (!this.#ws) return false;
+		this.#ws.send(JSON.stringify(frame));
+		return true;
 	}
 
 	#onClose(): void {

@@ -7,6 +7,7 @@ import type {
 	LoginResponse,
 	Message,
 	PendingWelcome,
+	ServerFrame,
 	User,
 } from "@secureconnect/protocol";
 import type { ClientState } from "ts-mls";
@@ -42,6 +43,14 @@ export interface ReceivedMessage {
 interface Group {
 	state: ClientState;
 	lastSeq: number;
+	/** Encrypt and decrypt each advance the state: run them one at a time, or a ratchet step is lost. */
+	queue?: Promise<unknown>;
+}
+
+function serially<T>(group: Group, step: () => Promise<T>): Promise<T> {
+	const run = (group.queue ?? Promise.resolve()).then(step, step);
+	group.queue = run.catch(() => {});
+	return run;
 }
 
 interface Tokens {
@@ -293,8 +302,11 @@ export class SecureConnectClient {
 	async send(conversationId: string, text: string | Uint8Array): Promise<number> {
 		const group = this.#group(conversationId);
 		const plaintext = typeof text === "string" ? utf8.encode(text) : text;
-		const { ciphertext, state } = await this.#device.encrypt(group.state, plaintext);
-		group.state = state;
+		const ciphertext = await serially(group, async () => {
+			const out = await this.#device.encrypt(group.state, plaintext);
+			group.state = out.state;
+			return out.ciphertext;
+		});
 		const clientId = this.#clientId();
 		const { message } = await this.#http.request<{ message: Message }>(
 			"POST",
@@ -337,8 +349,11 @@ export class SecureConnectClient {
 		};
 		if (this.#sent.has(message.clientId) || message.kind !== "message" || message.deleted) return [];
 		try {
-			const processed = await this.#device.process(group.state, message.ciphertext);
-			group.state = processed.state;
+			const processed = await serially(group, async () => {
+				const out = await this.#device.process(group.state, message.ciphertext);
+				group.state = out.state;
+				return out;
+			});
 			if (processed.kind === "handshake") return [{ ...base, kind: "handshake" }];
 			return [{ ...base, kind: "application", plaintext: processed.plaintext, text: utf8.decode(processed.plaintext) }];
 		} catch {
@@ -347,13 +362,18 @@ export class SecureConnectClient {
 	}
 
 	/** A live conversation socket that reconnects and resumes where it left off. */
-	connect(conversationId: string, onMessage: (message: ReceivedMessage) => void): ConversationSocket {
+	connect(
+		conversationId: string,
+		onMessage: (message: ReceivedMessage) => void,
+		onEvent?: (frame: ServerFrame) => void,
+	): ConversationSocket {
 		const group = this.#group(conversationId);
 		return new ConversationSocket({
 			url: `${this.#http.baseUrl.replace(/^http/, "ws")}/v1/conversations/${conversationId}/ws`,
 			token: async () => (await this.accessToken()) ?? "",
 			afterSeq: () => group.lastSeq,
 			...(this.#options.connect && { connect: this.#options.connect }),
+			...(onEvent && { onEvent }),
 			onMessage: async (message) => {
 				for (const received of await this.receive(conversationId, message)) onMessage(received);
 			},

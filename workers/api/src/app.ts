@@ -24,6 +24,7 @@ import { keyRoutes } from "./routes/keys/index.ts";
 import { realtimeRoutes } from "./routes/realtime/index.ts";
 import { jwksRoutes, serviceRoutes } from "./routes/service/index.ts";
 import { userRoutes } from "./routes/users/index.ts";
+import { webApp } from "./web/assets.ts";
 
 const OPENAPI_CONFIG = {
 	openapi: "3.1.0",
@@ -43,6 +44,8 @@ export function createApp() {
 	});
 
 	app.use("*", requestId(), accessLog());
+	// The web app's files, before the api's headers and CORS (it sets its own CSP).
+	app.use("*", webApp());
 	app.use(
 		"*",
 		secureHeaders({

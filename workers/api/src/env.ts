@@ -94,6 +94,10 @@ export interface Env {
 	USER_CHANNEL: DurableObjectNamespace<UserChannel>;
 	RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
 	NOTIFICATIONS: Queue<NotificationJob>;
+	/** The web app (web/dist) as Workers Static Assets; see web/assets.ts. */
+	ASSETS?: Fetcher;
+	/** Comma-separated media node origins the web app may open sockets to (besides MEDIA_NODE_URL). */
+	MEDIA_NODE_ORIGINS?: string;
 	/** Workers Analytics Engine dataset secureconnect_metrics (lib/metrics.ts); absent = metrics off. */
 	METRICS?: AnalyticsEngineDataset;
 }
