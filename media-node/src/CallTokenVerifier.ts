@@ -37,6 +37,8 @@ export type CallClaims = {
 	issuedAt: number;
 	expiresAt: number;
 	tokenId: string | undefined;
+	/** `rid`: id of the api request that issued the token. */
+	requestId: string | undefined;
 };
 
 export interface TokenVerifier {
@@ -124,6 +126,7 @@ export class CallTokenVerifier implements TokenVerifier {
 			issuedAt: claims.iat,
 			expiresAt: claims.exp,
 			tokenId: claims.jti,
+			requestId: claims.rid !== undefined && /^[\x21-\x7e]{1,128}$/.test(claims.rid) ? claims.rid : undefined,
 		};
 	}
 

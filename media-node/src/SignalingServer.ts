@@ -462,7 +462,12 @@ export class SignalingServer {
 
 			const claims = await verifier.verify(token);
 
-			socket.logger = socket.logger.child({ callId: claims.callId, userId: claims.userId });
+			// The api request that issued the token becomes the socket's request id.
+			socket.logger = socket.logger.child({
+				callId: claims.callId,
+				userId: claims.userId,
+				...(claims.requestId === undefined ? {} : { requestId: claims.requestId }),
+			});
 
 			const { room, peer } = await this.#options.rooms.admit(claims, socket);
 

@@ -122,6 +122,15 @@ describe("admission", () => {
 
 		expect(join).toEqual({ peerId: "usr_alice", peers: [], resumed: false, transports: [], producers: [] });
 
+		// The api's request id (claim rid) follows the socket into the logs.
+		const traced = await SignalingClient.open(target.url, await token("usr_dave", { extra: { rid: "req-from-api" } }));
+
+		cleanups.push(() => traced.close());
+		await traced.notification("ready");
+		expect(target.logs.find((l) => l.msg === "socket admitted" && l.userId === "usr_dave")).toMatchObject({
+			requestId: "req-from-api",
+		});
+
 		// Never a token in the logs.
 		expect(target.rawLogs.join("")).not.toContain(raw);
 		expect(target.logs.find((l) => l.msg === "socket admitted")).toMatchObject({

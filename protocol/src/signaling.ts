@@ -93,6 +93,8 @@ export const CallTokenClaims = z.object({
 	iat: z.number().int(),
 	exp: z.number().int(),
 	jti: z.string().max(128).optional(),
+	/** The api request that issued the token; the node logs it as `requestId`. */
+	rid: z.string().max(128).optional(),
 });
 export type CallTokenClaims = z.infer<typeof CallTokenClaims>;
 
