@@ -2,11 +2,6 @@ import { z } from "zod";
 import { ConversationId } from "./conversations.ts";
 import { UserId } from "./ids.ts";
 
-export const CALL_TOKEN_AUDIENCE = "secureconnect-media";
-/** A call token must be used within this long. */
-export const CALL_TOKEN_TTL_SECONDS = 120;
-export const CALL_PERMISSIONS = ["publish", "subscribe", "screen"] as const;
-
 export const CallMedia = z.enum(["audio", "video"]);
 export const CallState = z.enum(["ringing", "active", "ended", "missed", "declined"]);
 export const ParticipantState = z.enum(["ringing", "joined", "left", "declined", "busy", "missed"]);
@@ -71,6 +66,8 @@ export const NodeEvents = z.object({
 	events: z
 		.array(
 			z.object({
+				/** Stable across retries of the same event. */
+				id: z.string().max(128).optional(),
 				type: z.enum(["call.started", "call.ended", "participant.joined", "participant.left"]),
 				callId: z.string().max(64),
 				userId: z.string().max(64).optional(),

@@ -9,3 +9,4 @@ export * from "./keys.ts";
 export * from "./notifications.ts";
 export * from "./realtime.ts";
 export * from "./service.ts";
+export * from "./signaling.ts";

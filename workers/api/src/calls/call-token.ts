@@ -1,6 +1,6 @@
 // Call tokens admit one user to one call on a media node, which verifies them
 // against /.well-known/jwks.json. Short-lived: they only open the door.
-import { CALL_TOKEN_AUDIENCE, CALL_TOKEN_TTL_SECONDS } from "@secureconnect/protocol";
+import { CALL_TOKEN_MAX_TTL_SECONDS, type CallPermission, MEDIA_TOKEN_AUDIENCE } from "@secureconnect/protocol";
 import { SignJWT } from "jose";
 import { type SigningKeySet, TOKEN_ALGORITHM } from "../config/signing-keys.ts";
 
@@ -8,7 +8,7 @@ export interface CallGrant {
 	userId: string;
 	callId: string;
 	deviceId?: string | undefined;
-	permissions: Array<"publish" | "subscribe" | "screen">;
+	permissions: CallPermission[];
 	/** The api request that issued the token (claim `rid`), so the media node's log lines can carry it. */
 	requestId?: string | undefined;
 }
@@ -23,10 +23,10 @@ export async function issueCallToken(keys: SigningKeySet, issuer: string, grant:
 	})
 		.setProtectedHeader({ alg: TOKEN_ALGORITHM, kid: key.kid, typ: "JWT" })
 		.setIssuer(issuer)
-		.setAudience(CALL_TOKEN_AUDIENCE)
+		.setAudience(MEDIA_TOKEN_AUDIENCE)
 		.setSubject(grant.userId)
 		.setIssuedAt()
-		.setExpirationTime(`${CALL_TOKEN_TTL_SECONDS}s`)
+		.setExpirationTime(`${CALL_TOKEN_MAX_TTL_SECONDS}s`)
 		.setJti(crypto.randomUUID())
 		.sign(key.privateKey);
 }

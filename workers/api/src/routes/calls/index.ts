@@ -4,6 +4,7 @@ import { and, eq } from "drizzle-orm";
 import type { Context } from "hono";
 import { z } from "zod";
 import { issueCallToken } from "../../calls/call-token.ts";
+import { endOnNode } from "../../calls/node-client.ts";
 import {
 	busyUsers,
 	callFrame,
@@ -158,6 +159,8 @@ export const callRoutes = createRouter()
 					conversationId: conversation.id,
 					seq: 0,
 					requestId: c.var.requestId,
+					event: "call",
+					callId,
 				}),
 			),
 		);
@@ -239,6 +242,8 @@ export const callRoutes = createRouter()
 		const { row } = await callForMember(c, c.req.valid("param").id);
 		if (row.state !== "ringing" && row.state !== "active") throw new ApiError(409, "CONFLICT", "The call is over.");
 		await endCall(c.env, c.var.db, row.id, "ended_by_participant", c.var.auth.userId);
+		const nodeUrl = await nodeUrlOf(c.var.db, c.var.config, row.nodeId).catch(() => undefined);
+		if (nodeUrl) c.executionCtx.waitUntil(endOnNode(c.var.config, c.var.log, nodeUrl, row.id, c.var.requestId));
 		return c.body(null, 204);
 	})
 	.openapi(get, async (c) => {
