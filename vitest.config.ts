@@ -14,6 +14,7 @@ export default defineConfig({
 								DATABASE_URL: inject("databaseUrl"),
 								DB_WS_PROXY: inject("dbWsProxy"),
 								...inject("secrets"),
+								...inject("notificationBindings"),
 							},
 						},
 					})),

@@ -1,8 +1,10 @@
 // `npm run dev`: the whole system on embedded defaults, stopped together by one Ctrl-C.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { buildWeb } from "./build-web.ts";
 import { findTurnserver, startCoturn, TURN_PORT } from "./local/coturn.ts";
 import { startLocalDatabase } from "./local/database.ts";
+import { writeDevEndpoints } from "./local/endpoints.ts";
 import { start, stopAll, waitForHttp } from "./local/processes.ts";
 import { ensureDevVars } from "./local/secrets.ts";
 import { startWranglerDev } from "./local/wrangler.ts";
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
 		log("coturn is not installed, so calls use host/STUN candidates only. Install it with: apt-get install -y coturn");
 	}
 
+	await buildWeb({ watch: true }); // web/dist must exist before wrangler starts; rebuilt on change
 	const wrangler = startWranglerDev({
 		root: ROOT,
 		port: API_PORT,
@@ -92,7 +95,9 @@ async function main(): Promise<void> {
 		log(`startup failed: api ${apiUp ? "up" : "down"}, media node ${mediaUp ? "up" : "down"}`);
 		await shutdown(1, closeDb);
 	}
+	writeDevEndpoints(DATA, { apiUrl, databaseUrl: db.databaseUrl, wsProxy: db.wsProxy }); // for npm run backup/restore
 	log("SecureConnect is running:");
+	log(`  web app    ${apiUrl}/   (rebuilt from web/ on every change)`);
 	log(`  api        ${apiUrl}   (health ${apiUrl}/health, readiness ${apiUrl}/ready)`);
 	log(`  api docs   ${apiUrl}/docs   (OpenAPI ${apiUrl}/openapi.json)`);
 	log(`  media node ${mediaNodeUrl}`);

@@ -70,6 +70,42 @@ function mediasoupSuite(): void {
 	summary.push(`${tally.failed ? "FAIL" : "ok  "} ${label}: ${tally.passed} passed, ${tally.failed} failed`);
 }
 
+/** The web app in real Chromium against the real stack (web/e2e/story.ts); ends with "web e2e: N passed, N failed". */
+function webE2e(): void {
+	const label = "web app end-to-end in Chromium";
+	process.stdout.write(`\n=== ${label}\n`);
+	const result = spawnSync(process.execPath, [join(ROOT, "web/e2e/story.ts")], {
+		cwd: ROOT,
+		encoding: "utf8",
+		maxBuffer: 64 * 1024 * 1024,
+		stdio: ["ignore", "pipe", "inherit"],
+	});
+	process.stdout.write(result.stdout ?? "");
+	const m = /web e2e: (\d+) passed, (\d+) failed/.exec(result.stdout ?? "");
+	const tally = m ? { passed: Number(m[1]), failed: Number(m[2]) } : { passed: 0, failed: 1 };
+	if (result.status !== 0 && tally.failed === 0) tally.failed = 1;
+	total.passed += tally.passed;
+	total.failed += tally.failed;
+	summary.push(`${tally.failed ? "FAIL" : "ok  "} ${label}: ${tally.passed} passed, ${tally.failed} failed`);
+}
+
+/** A script that ends with "<tag>: N passed, N failed" (ops checks, the restore drill). */
+function scriptSuite(label: string, script: string, tag: string): void {
+	process.stdout.write(`\n=== ${label}\n`);
+	const result = spawnSync(process.execPath, [join(ROOT, script)], {
+		cwd: ROOT,
+		encoding: "utf8",
+		stdio: ["ignore", "pipe", "inherit"],
+	});
+	process.stdout.write(result.stdout ?? "");
+	const m = new RegExp(`${tag}: (\\d+) passed, (\\d+) failed`).exec(result.stdout ?? "");
+	const tally = m ? { passed: Number(m[1]), failed: Number(m[2]) } : { passed: 0, failed: 1 };
+	if (result.status !== 0 && tally.failed === 0) tally.failed = 1;
+	total.passed += tally.passed;
+	total.failed += tally.failed;
+	summary.push(`${tally.failed ? "FAIL" : "ok  "} ${label}: ${tally.passed} passed, ${tally.failed} failed`);
+}
+
 /** A throwaway database on the real server, so runs never see each other's rows. */
 async function withScratchDatabase(serverUrl: string, body: (url: string) => void): Promise<void> {
 	const url = new URL(serverUrl);
@@ -99,6 +135,10 @@ async function main(): Promise<void> {
 	check("lint (biome)", bin("biome"), ["check", "."]);
 	check("type-check (node, media node, scripts)", bin("tsc"), ["-p", "tsconfig.json"]);
 	check("type-check (workers)", bin("tsc"), ["-p", "workers/tsconfig.json"]);
+	check("type-check (web app)", bin("tsc"), ["-p", "web/tsconfig.json"]);
+	check("type-check (sdk in the browser + call test page)", bin("tsc"), ["-p", "sdk/tsconfig.json"]);
+	// The Worker's [assets] directory must exist before workerd starts.
+	check("build web app (esbuild)", process.execPath, [join(ROOT, "scripts/build-web.ts")]);
 	vitest("vitest: workers in workerd on embedded Postgres + Node tests", []);
 	const realPostgres = process.env.TEST_POSTGRES_URL;
 	if (realPostgres) {
@@ -107,6 +147,10 @@ async function main(): Promise<void> {
 		);
 	}
 	mediasoupSuite();
+	scriptSuite("calls in Chromium through api, media node and coturn", "e2e/calls/run.ts", "call e2e");
+	scriptSuite("ops checks (promtool, dashboard, coturn template)", "scripts/ops-check.ts", "ops checks");
+	scriptSuite("restore drill: seed, back up, wipe, restore, compare", "scripts/restore-drill.ts", "restore drill");
+	webE2e();
 
 	process.stdout.write(`\n=== summary\n${summary.join("\n")}\n\n${total.passed} passed, ${total.failed} failed\n`);
 	process.exit(total.failed === 0 ? 0 : 1);

@@ -68,7 +68,8 @@ export function parseRelayBody(raw: string): ApnsRelayRequest[] | string {
 	for (const r of requests as unknown[]) {
 		const { path, headers, body } = (r ?? {}) as Record<string, unknown>;
 		if (typeof path !== "string" || !DEVICE_PATH.test(path)) return "path must be /3/device/<hex token>";
-		if (typeof body !== "string" || Buffer.byteLength(body) > MAX_APNS_PAYLOAD_BYTES) return "body must be a string ≤ 5 KB";
+		if (typeof body !== "string" || Buffer.byteLength(body) > MAX_APNS_PAYLOAD_BYTES)
+			return "body must be a string ≤ 5 KB";
 		if (headers === null || typeof headers !== "object") return "headers must be an object";
 		const clean: Record<string, string> = {};
 		for (const [name, value] of Object.entries(headers)) {

@@ -38,6 +38,8 @@ export function startCoturn(binary: string, secret: string, stateDir: string, po
 			// Needed to relay to loopback peers in local tests; never in production.
 			"allow-loopback-peers",
 			"log-file=stdout",
+			// Its own pid file, so several local instances (dev, call tests) do not share /var/run/turnserver.pid.
+			`pidfile=${join(stateDir, "turnserver.pid")}`,
 			"simple-log",
 			"",
 		].join("\n"),

@@ -4,7 +4,7 @@ export function toBase64(bytes: Uint8Array): string {
 	return btoa(binary);
 }
 
-export function fromBase64(text: string): Uint8Array {
+export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
 	const binary = atob(text);
 	return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }

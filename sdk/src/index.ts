@@ -1,4 +1,5 @@
 export { ConversationSocket, type SocketConnector, type WebSocketLike } from "./ConversationSocket.ts";
+export * from "./calls/CallSession.ts";
 export { fromBase64, toBase64 } from "./encoding.ts";
 export { decryptFile, encryptFile, type FileKey } from "./files.ts";
 export { SecureConnectError } from "./http.ts";

@@ -21,6 +21,7 @@ import { fileRoutes, STREAMED_UPLOAD_PATH } from "./routes/files/index.ts";
 import { friendRoutes } from "./routes/friends/index.ts";
 import { internalRoutes } from "./routes/internal/index.ts";
 import { keyRoutes } from "./routes/keys/index.ts";
+import { pushRoutes } from "./routes/push/index.ts";
 import { realtimeRoutes } from "./routes/realtime/index.ts";
 import { jwksRoutes, serviceRoutes } from "./routes/service/index.ts";
 import { userRoutes } from "./routes/users/index.ts";
@@ -45,7 +46,7 @@ export function createApp() {
 
 	app.use("*", requestId(), accessLog());
 	// The web app's files, before the api's headers and CORS (it sets its own CSP).
-	app.use("*", webApp());
+	app.use("*", webApp(() => app.routes));
 	app.use(
 		"*",
 		secureHeaders({
@@ -111,6 +112,7 @@ export function createApp() {
 	app.route("/", fileRoutes);
 	app.route("/", realtimeRoutes);
 	app.route("/", callRoutes);
+	app.route("/", pushRoutes);
 	app.route("/", internalRoutes);
 
 	app.notFound(notFoundHandler(() => app.routes));

@@ -2,7 +2,13 @@ import { createApp } from "./app.ts";
 import type { Env } from "./env.ts";
 import { sweepExpiredUploads } from "./files/cleanup.ts";
 import { rootLogger } from "./lib/logger.ts";
-import { consumeNotifications, type NotificationJob, sweepOutbox } from "./notifications/consumer.ts";
+import {
+	consumeDeadLetters,
+	consumeNotifications,
+	isDeadLetterQueue,
+	type NotificationJob,
+	sweepOutbox,
+} from "./notifications/consumer.ts";
 
 export { ChatRoom } from "../../chat-room/src/ChatRoom.ts";
 export { UserChannel } from "../../chat-room/src/UserChannel.ts";
@@ -12,7 +18,8 @@ const app = createApp();
 
 export default {
 	fetch: app.fetch,
-	queue: (batch, env) => consumeNotifications(batch, env),
+	queue: (batch, env) =>
+		isDeadLetterQueue(batch.queue) ? consumeDeadLetters(batch, env) : consumeNotifications(batch, env),
 	scheduled: async (_controller, env, ctx) => {
 		ctx.waitUntil(
 			sweepOutbox(env).then(

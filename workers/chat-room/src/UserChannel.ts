@@ -90,7 +90,9 @@ export class UserChannel extends SocketServer {
 				seq: input.lastSeq,
 				requestId: input.requestId ?? crypto.randomUUID(),
 			};
-			await this.env.NOTIFICATIONS.send(job).catch((error: unknown) => this.log.warn("push enqueue failed", { requestId: job.requestId, error }));
+			await this.env.NOTIFICATIONS.send(job).catch((error: unknown) =>
+				this.log.warn("push enqueue failed", { requestId: job.requestId, error }),
+			);
 		}
 	}
 

@@ -66,7 +66,11 @@ export function readPage(sql: SqlStorage, table: string, after: number): TablePa
 	const quoted = checkIdentifier(table);
 	const columns = columnsOf(sql, table);
 	const list = columns.map(checkIdentifier).join(", ");
-	const cursor = sql.exec(`SELECT rowid AS _rowid_, ${list} FROM ${quoted} WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, PAGE_MAX_ROWS);
+	const cursor = sql.exec(
+		`SELECT rowid AS _rowid_, ${list} FROM ${quoted} WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+		after,
+		PAGE_MAX_ROWS,
+	);
 	const rows: SnapshotValue[][] = [];
 	let bytes = 0;
 	let last = after;

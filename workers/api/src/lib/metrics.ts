@@ -21,7 +21,7 @@
 //   FROM secureconnect_metrics
 //   WHERE blob1 = 'request' AND blob5 = 'production' AND timestamp > NOW() - INTERVAL '5' MINUTE
 //   GROUP BY route ORDER BY errors DESC
-// ops/exporter/analytics-exporter.ts turns these events into Prometheus counters.
+// scripts/ops/analytics-exporter.ts turns these events into Prometheus counters.
 
 export const METRICS_DATASET = "secureconnect_metrics";
 
@@ -57,7 +57,8 @@ function indexOf(event: string, name: string): string {
 	return index;
 }
 
-const finite = (n: number | undefined, fallback: number) => (typeof n === "number" && Number.isFinite(n) ? n : fallback);
+const finite = (n: number | undefined, fallback: number) =>
+	typeof n === "number" && Number.isFinite(n) ? n : fallback;
 
 /** Writes one data point. Never throws, never awaits. */
 export function writeMetric(env: MetricsEnv | undefined, point: MetricPoint): void {

@@ -3,7 +3,7 @@
 // import, is reported by variable name (never by value).
 import { importPKCS8 } from "jose";
 import type { Env } from "../env.ts";
-import { base64url as toBase64Url, fromBase64 as fromBase64Url } from "../lib/crypto.ts";
+import { fromBase64 as fromBase64Url, base64url as toBase64Url } from "../lib/crypto.ts";
 
 export const DEFAULT_NOTIFICATION_TIMEOUT_MS = 10_000;
 export const DEFAULT_FCM_ENDPOINT = "https://fcm.googleapis.com";
@@ -185,10 +185,10 @@ async function parseWebPush(env: Env, dev: boolean, problems: string[]): Promise
 	const privateRaw = providerSecret("VAPID_PRIVATE_KEY", env.VAPID_PRIVATE_KEY, problems, 43);
 	const subject = required("VAPID_SUBJECT", env.VAPID_SUBJECT, problems, "a mailto: or https: contact");
 	if (subject && !/^(mailto:|https:\/\/)/.test(subject)) problems.push("VAPID_SUBJECT must be a mailto: or https: URL");
-	let jwk: JsonWebKey = {};
+	let jwk: { x?: string; y?: string; d?: string } = {};
 	try {
 		if (privateRaw.trim().startsWith("{")) {
-			jwk = JSON.parse(privateRaw) as JsonWebKey;
+			jwk = JSON.parse(privateRaw) as { x?: string; y?: string; d?: string };
 		} else if (privateRaw) {
 			const d = fromBase64Url(privateRaw);
 			if (d.length !== 32) throw new Error("the private scalar must be 32 bytes");
@@ -287,7 +287,8 @@ function parseEmail(env: Env, environment: Environment, timeoutMs: number, probl
 		};
 	}
 	const tls = env.SMTP_TLS || "starttls";
-	if (tls !== "starttls" && tls !== "implicit" && tls !== "off") problems.push("SMTP_TLS must be starttls, implicit or off");
+	if (tls !== "starttls" && tls !== "implicit" && tls !== "off")
+		problems.push("SMTP_TLS must be starttls, implicit or off");
 	if (tls === "off" && !dev) problems.push(`SMTP_TLS=off is refused in ${environment}`);
 	const port = Number(env.SMTP_PORT || (tls === "implicit" ? 465 : 587));
 	if (!Number.isInteger(port) || port < 1 || port > 65_535) problems.push("SMTP_PORT must be a TCP port");

@@ -18,7 +18,7 @@ describe("service endpoints", () => {
 	it("keeps a caller's x-request-id, else the traceparent's trace id", async () => {
 		const given = await SELF.fetch("http://api.test/health", { headers: { "x-request-id": "client-req-12345" } });
 		expect(given.headers.get("x-request-id")).toBe("client-req-12345");
-		const traced = await SELF.fetch("http://api.test/nope", {
+		const traced = await SELF.fetch("http://api.test/v1/nope", {
 			headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
 		});
 		expect(traced.headers.get("x-request-id")).toBe("4bf92f3577b34da6a3ce929d0e0e4736");

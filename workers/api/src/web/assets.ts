@@ -7,13 +7,21 @@ import { createMiddleware } from "hono/factory";
 import type { Env } from "../env.ts";
 import type { AppEnv } from "../types.ts";
 
-/** Paths the api owns; nothing under them is ever answered with a file. */
-const API_PATH = /^\/(?:v1(?:\/|$)|health$|ready$|docs$|openapi\.json$|\.well-known\/|dev(?:\/|$)|internal(?:\/|$))/;
 /** A last path segment with an extension names a file: a miss is a real 404, not the app. */
 const FILE_PATH = /\/[^/]*\.[A-Za-z0-9]+$/;
 
-export function isApiPath(path: string): boolean {
-	return API_PATH.test(path);
+/**
+ * First path segments the api owns (v1, health, ready, docs, openapi.json,
+ * .well-known, dev, internal, admin…), taken from its routes, so a new api
+ * area never falls through to the app: nothing under them is answered with a file.
+ */
+export function apiSegments(routes: ReadonlyArray<{ path: string }>): Set<string> {
+	const segments = new Set(["v1"]);
+	for (const { path } of routes) {
+		const first = path.split("/")[1];
+		if (first && !first.includes("*") && !first.startsWith(":")) segments.add(first);
+	}
+	return segments;
 }
 
 const wsOrigin = (url: string): string | undefined => {
@@ -57,10 +65,13 @@ async function fromAssets(assets: Fetcher, request: Request): Promise<Response> 
 	return assets.fetch(new Request(new URL("/", request.url), { method: request.method, headers: request.headers }));
 }
 
-export const webApp = () =>
-	createMiddleware<AppEnv>(async (c, next) => {
+export const webApp = (routes: () => ReadonlyArray<{ path: string }>) => {
+	let api: Set<string> | undefined;
+	return createMiddleware<AppEnv>(async (c, next) => {
 		const assets = c.env.ASSETS;
-		if (!assets || (c.req.method !== "GET" && c.req.method !== "HEAD") || isApiPath(c.req.path)) return next();
+		if (!assets || (c.req.method !== "GET" && c.req.method !== "HEAD")) return next();
+		api ??= apiSegments(routes());
+		if (api.has(c.req.path.split("/")[1] ?? "")) return next();
 		const res = await fromAssets(assets, c.req.raw);
 		const headers = new Headers(res.headers);
 		headers.set("content-security-policy", appContentSecurityPolicy(c.env, c.req.url));
@@ -75,3 +86,4 @@ export const webApp = () =>
 		if (headers.get("content-type")?.startsWith("text/html")) headers.set("cache-control", "no-cache");
 		return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
 	});
+};

@@ -222,7 +222,11 @@ export function classifyApns(res: ApnsResponse): DeliveryOutcome {
 		return { status: "retry", reason: label };
 	}
 	if (retryableStatus(res.status)) {
-		return { status: "retry", reason: label, ...(res.retryAfter !== undefined && { retryAfterSeconds: res.retryAfter }) };
+		return {
+			status: "retry",
+			reason: label,
+			...(res.retryAfter !== undefined && { retryAfterSeconds: res.retryAfter }),
+		};
 	}
 	return { status: "rejected", reason: label };
 }

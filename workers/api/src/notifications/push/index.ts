@@ -33,12 +33,23 @@ export class PushDispatcher {
 
 	async send(kind: PushKind, subs: SubscriptionRow[], payload: PushPayload): Promise<DeliveryOutcome[]> {
 		if (subs.length === 0) return [];
-		const notConfigured = () => subs.map((): DeliveryOutcome => ({ status: "rejected", reason: `${kind} is not configured` }));
+		const notConfigured = () =>
+			subs.map((): DeliveryOutcome => ({ status: "rejected", reason: `${kind} is not configured` }));
 		switch (kind) {
 			case "fcm":
-				return this.#fcm ? this.#fcm.send(subs.map((s) => s.token ?? ""), payload) : notConfigured();
+				return this.#fcm
+					? this.#fcm.send(
+							subs.map((s) => s.token ?? ""),
+							payload,
+						)
+					: notConfigured();
 			case "apns":
-				return this.#apns ? this.#apns.send(subs.map((s) => s.token ?? ""), payload) : notConfigured();
+				return this.#apns
+					? this.#apns.send(
+							subs.map((s) => s.token ?? ""),
+							payload,
+						)
+					: notConfigured();
 			case "webpush":
 				return this.#webpush
 					? this.#webpush.send(

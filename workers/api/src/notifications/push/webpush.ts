@@ -35,6 +35,8 @@ export interface EncryptOptions {
 	/** Fixed values for known-answer tests; random otherwise. */
 	salt?: Uint8Array;
 	senderKeys?: CryptoKeyPair;
+	/** Pad the plaintext to at least this many bytes (default PAD_TO). */
+	padTo?: number;
 }
 
 /**
@@ -54,7 +56,12 @@ export async function encryptWebPush(
 		((await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair);
 	const asPublic = new Uint8Array((await crypto.subtle.exportKey("raw", sender.publicKey)) as ArrayBuffer);
 	const ecdhSecret = new Uint8Array(
-		await crypto.subtle.deriveBits({ name: "ECDH", public: uaPublic }, sender.privateKey, 256),
+		await crypto.subtle.deriveBits(
+			// workers-types spells the standard `public` member `$public`.
+			{ name: "ECDH", public: uaPublic } as unknown as SubtleCryptoDeriveKeyAlgorithm,
+			sender.privateKey,
+			256,
+		),
 	);
 	const keyInfo = concat(encoder.encode("WebPush: info\0"), p256dh, asPublic);
 	const ikm = await hkdf(authSecret, ecdhSecret, keyInfo, 32);
@@ -62,7 +69,7 @@ export async function encryptWebPush(
 	const cek = await hkdf(salt, ikm, encoder.encode("Content-Encoding: aes128gcm\0"), 16);
 	const nonce = await hkdf(salt, ikm, encoder.encode("Content-Encoding: nonce\0"), 12);
 	// The last (only) record: data, the 0x02 delimiter, then zero padding.
-	const padded = new Uint8Array(Math.max(plaintext.length + 1, PAD_TO));
+	const padded = new Uint8Array(Math.max(plaintext.length + 1, options.padTo ?? PAD_TO));
 	padded.set(plaintext);
 	padded[plaintext.length] = 2;
 	if (padded.length + 16 > RECORD_SIZE) throw new Error("web push payload too large for one record");

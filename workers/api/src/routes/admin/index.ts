@@ -11,7 +11,7 @@
 //   GET  /admin/v1/objects/{kind}/{name}/tables/{table}?after  one page {table, columns, rows, next}
 //   PUT  /admin/v1/objects/{kind}/{name}/tables/{table}?first=1  write a page (first page replaces the table)
 //   POST /admin/v1/objects/{kind}/{name}/restored              restart the object so it reloads its state
-//   GET  /admin/v1/files?cursor                               {objects:[{key,size,uploaded,httpMetadata,customMetadata}], cursor}
+//   GET  /admin/v1/files?cursor&limit                         {objects:[{key,size,uploaded,httpMetadata,customMetadata}], cursor}
 //   GET  /admin/v1/files/{key}                                the object's bytes
 //   PUT  /admin/v1/files/{key}                                store bytes (Content-Length; x-sc-object: metadata JSON)
 //   POST /admin/v1/uploads?key                                start a multipart restore {uploadId}
@@ -181,9 +181,10 @@ export const adminRoutes = createRouter()
 	})
 	.get(`${ADMIN_PREFIX}/files`, async (c) => {
 		const cursor = c.req.query("cursor");
+		const limit = Math.min(1000, Math.max(1, Number(c.req.query("limit")) || 1000));
 		const page = await storageCall("list", () =>
 			c.env.FILES.list({
-				limit: 1000,
+				limit,
 				include: ["httpMetadata", "customMetadata"],
 				...(cursor && { cursor }),
 			}),

@@ -1,0 +1,141 @@
+// Headless Chromium (Debian's, driven by playwright-core) with a fake camera
+// and microphone, loading the test page (browser/page.ts bundled by esbuild)
+// from a local HTTP server. One page per participant.
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { aptInstall } from "../../scripts/local/apt.ts";
+import type { E2eApi, JoinParams, JoinResult, PageStats } from "./types.ts";
+
+export const CHROMIUM = "/usr/bin/chromium";
+
+const FLAGS = [
+	"--headless",
+	"--no-sandbox",
+	"--disable-gpu",
+	"--use-fake-ui-for-media-stream",
+	"--use-fake-device-for-media-stream",
+	"--allow-loopback-in-peer-connection",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+	"--no-first-run",
+	"--autoplay-policy=no-user-gesture-required",
+	"--disable-background-timer-throttling",
+	"--disable-renderer-backgrounding",
+	"--disable-backgrounding-occluded-windows",
+];
+
+export function ensureChromium(log: (line: string) => void): void {
+	if (!existsSync(CHROMIUM)) aptInstall(["chromium"], log);
+	if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is still missing after apt-get install chromium`);
+}
+
+/** Serves the page and its bundle; resolves with the page's URL. */
+export async function servePage(): Promise<{ url: string; server: Server }> {
+	const dir = join(import.meta.dirname, "browser");
+	const bundle = await build({
+		entryPoints: [join(dir, "page.ts")],
+		bundle: true,
+		format: "esm",
+		platform: "browser",
+		target: "chrome120",
+		write: false,
+		logLevel: "warning",
+	});
+	const js = bundle.outputFiles[0]?.contents ?? new Uint8Array();
+	const html = readFileSync(join(dir, "index.html"));
+	const server = createServer((req, res) => {
+		if (req.url === "/page.js") {
+			res.writeHead(200, { "content-type": "text/javascript" }).end(js);
+		} else if (req.url === "/" || req.url?.startsWith("/?")) {
+			res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
+		} else {
+			res.writeHead(404).end();
+		}
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
+}
+
+export async function launchBrowser(userDataDir: string): Promise<BrowserContext> {
+	return await chromium.launchPersistentContext(userDataDir, {
+		executablePath: CHROMIUM,
+		headless: true,
+		args: FLAGS,
+		viewport: { width: 640, height: 420 },
+		permissions: ["camera", "microphone"],
+	});
+}
+
+/** The page's global (functions passed to page.evaluate run in the page, so they name it inline). */
+type PageGlobal = { e2e: E2eApi };
+
+/** A participant: one page running one CallSession. */
+export class Participant {
+	readonly name: string;
+	readonly page: Page;
+	userId = "";
+
+	constructor(name: string, page: Page) {
+		this.name = name;
+		this.page = page;
+	}
+
+	static async open(context: BrowserContext, url: string, name: string): Promise<Participant> {
+		const page = await context.newPage();
+		const errors: string[] = [];
+		page.on("pageerror", (error) => errors.push(error.message));
+		await page.goto(url);
+		await page
+			.waitForFunction(() => "e2e" in globalThis, undefined, { timeout: 10_000 })
+			.catch(() => {
+				throw new Error(`test page did not load: ${errors.join("; ") || "no e2e object"}`);
+			});
+		return new Participant(name, page);
+	}
+
+	join(params: Omit<JoinParams, "displayName">): Promise<JoinResult> {
+		return this.page.evaluate((p) => (globalThis as unknown as PageGlobal).e2e.join(p), {
+			...params,
+			displayName: this.name,
+		});
+	}
+
+	stats(): Promise<PageStats> {
+		return this.page.evaluate(() => (globalThis as unknown as PageGlobal).e2e.stats());
+	}
+
+	leave(): Promise<void> {
+		return this.page.evaluate(() => (globalThis as unknown as PageGlobal).e2e.leave());
+	}
+
+	tiles(): Promise<string[]> {
+		return this.page.evaluate(() => (globalThis as unknown as PageGlobal).e2e.tiles());
+	}
+
+	remotePeers(): Promise<string[]> {
+		return this.page.evaluate(() => (globalThis as unknown as PageGlobal).e2e.remotePeers());
+	}
+
+	events(): Promise<string[]> {
+		return this.page.evaluate(() => (globalThis as unknown as PageGlobal).e2e.events());
+	}
+
+	setMicrophoneMuted(muted: boolean): Promise<void> {
+		return this.page.evaluate((m) => (globalThis as unknown as PageGlobal).e2e.setMicrophoneMuted(m), muted);
+	}
+
+	/** A screenshot once `videos` remote videos show frames (or after 5 s, whatever they show). */
+	async screenshot(path: string, videos: number): Promise<void> {
+		await this.page
+			.waitForFunction((n) => (globalThis as unknown as PageGlobal).e2e.playingVideos() >= n, videos, {
+				timeout: 5_000,
+			})
+			.catch(() => {});
+		await this.page.screenshot({ path });
+	}
+}
