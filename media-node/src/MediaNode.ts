@@ -8,9 +8,9 @@
 // "node-shutdown"), queued events are flushed (briefly) and everything closes.
 
 import * as mediasoup from "mediasoup";
-
 import { RTC_PATH } from "../../protocol/src/signaling.ts";
 import { ApiReporter } from "./ApiReporter.ts";
+import { ApnsRelay, DEFAULT_APNS_ORIGIN } from "./ApnsRelay.ts";
 import { CallTokenVerifier, type TokenVerifier } from "./CallTokenVerifier.ts";
 import type { MediaNodeConfig } from "./config.ts";
 import type { Logger } from "./Logger.ts";
@@ -124,6 +124,11 @@ export class MediaNode {
 				},
 				upgrade: { path: RTC_PATH, handle: (req, socket, head) => signaling.handleUpgrade(req, socket, head) },
 				endCall: { nodeId: config.node.id, secret: config.api.secret, end: (callId) => rooms.end(callId) },
+				apnsRelay: new ApnsRelay({
+					secret: config.api.secret,
+					origin: process.env.APNS_ENDPOINT ?? DEFAULT_APNS_ORIGIN,
+					logger,
+				}),
 			});
 		} catch (error) {
 			signaling.terminate();

@@ -46,6 +46,8 @@ export type MediaNodeServerOptions = {
 	upgrade?: { path: string; handle: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void };
 	/** Calls the api may end through a signed request (absent: 404). */
 	endCall?: { nodeId: string; secret: string | undefined; end: (callId: string) => boolean };
+	/** Relays signed APNs requests over HTTP/2 for the api (absent: 404). */
+	apnsRelay?: { handle: (req: http.IncomingMessage, res: http.ServerResponse) => boolean; close: () => void };
 };
 
 type JsonBody = Record<string, unknown>;
@@ -102,6 +104,7 @@ export class MediaNodeServer {
 	 * CLOSE_GRACE_MS) and closes idle keep-alive connections. Idempotent.
 	 */
 	async close(): Promise<void> {
+		this.#options.apnsRelay?.close();
 		if (!this.#server.listening) {
 			return;
 		}
@@ -211,6 +214,7 @@ export class MediaNodeServer {
 				return;
 			}
 
+			if (this.#options.apnsRelay?.handle(req, res)) return;
 			MediaNodeServer.#sendJson(req, res, 404, { error: "not_found" });
 		} catch (error) {
 			logger.error("http handler failed", { error });
