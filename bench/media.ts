@@ -54,7 +54,7 @@ interface Plan {
 	budgetMs: number;
 }
 const FULL: Plan = { windowMs: 2_000, steps: 10, maxConsumers: 24_000, budgetMs: 120_000 };
-const QUICK: Plan = { windowMs: 1_000, steps: 5, maxConsumers: 12_000, budgetMs: 25_000 };
+const QUICK: Plan = { windowMs: 1_000, steps: 4, maxConsumers: 12_000, budgetMs: 22_000 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const log = (message: string) => process.stderr.write(`[media] ${message}\n`);

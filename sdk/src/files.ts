@@ -14,7 +14,9 @@ export async function encryptFile(plaintext: Uint8Array): Promise<{ ciphertext: 
 	const key = crypto.getRandomValues(new Uint8Array(32));
 	const iv = crypto.getRandomValues(new Uint8Array(12));
 	const cryptoKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["encrypt"]);
-	const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, cryptoKey, plaintext as BufferSource));
+	const ciphertext = new Uint8Array(
+		await crypto.subtle.encrypt({ name: "AES-GCM", iv }, cryptoKey, plaintext as BufferSource),
+	);
 	return { ciphertext, fileKey: { key: toBase64(key), iv: toBase64(iv), algorithm: "AES-256-GCM" } };
 }
 

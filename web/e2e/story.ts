@@ -374,6 +374,20 @@ async function story(stack: Stack, alice: Person, bob: Person): Promise<void> {
 		conversationShot = await shot(alice, "conversation");
 	});
 
+	await step("a 9 MiB file goes up in parts (multipart upload) and comes back intact", async () => {
+		const big = randomBytes(9 * 1024 * 1024);
+		await alice.page
+			.getByLabel("Attach a file")
+			.setInputFiles({ name: "video.raw", mimeType: "application/octet-stream", buffer: big });
+		const button = messages(bob).getByRole("button", { name: "Download video.raw" });
+		await button.waitFor({ timeout: 45_000 });
+		const [download] = await Promise.all([bob.page.waitForEvent("download"), button.click()]);
+		const saved = join(ARTIFACTS, "downloaded-video.raw");
+		await download.saveAs(saved);
+		expect(readFileSync(saved).equals(big), "the large file came back different");
+		rmSync(saved);
+	});
+
 	const callStats = (p: Person) =>
 		p.page.evaluate(async () => {
 			const stats = (globalThis as unknown as { secureConnectCallStats?: () => Promise<unknown> })

@@ -11,13 +11,14 @@
 // A dropped socket ends the session ("disconnected"); the node keeps the
 // participant's place for its reconnect grace, so joining again through the
 // api resumes it.
-import type {
-	CallEndReason,
-	IceServer,
-	MediaKind,
-	MediaSource,
-	PeerInfo,
-	RtcNotificationData,
+import {
+	type CallEndReason,
+	type IceServer,
+	type MediaKind,
+	type MediaSource,
+	type PeerInfo,
+	RTC_CLOSE_CODES,
+	type RtcNotificationData,
 } from "@secureconnect/protocol";
 import { Device, type types } from "mediasoup-client";
 import { CallError, type RtcNotification, RtcSignaling } from "./RtcSignaling.ts";
@@ -130,7 +131,8 @@ export class CallSession {
 			this.on(name as keyof CallEvents, listener as CallListeners[keyof CallEvents]);
 		}
 		signaling.onNotification = (n) => this.#onNotification(n);
-		signaling.onClose = (error) => this.#end(error.closeCode === 4010 ? "ended" : "disconnected", error);
+		signaling.onClose = (error) =>
+			this.#end(error.closeCode === RTC_CLOSE_CODES.CALL_ENDED ? "ended" : "disconnected", error);
 	}
 
 	/** This participant's id (the user id). */

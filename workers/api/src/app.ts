@@ -46,7 +46,10 @@ export function createApp() {
 
 	app.use("*", requestId(), accessLog());
 	// The web app's files, before the api's headers and CORS (it sets its own CSP).
-	app.use("*", webApp(() => app.routes));
+	app.use(
+		"*",
+		webApp(() => app.routes),
+	);
 	app.use(
 		"*",
 		secureHeaders({
