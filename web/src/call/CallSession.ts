@@ -1,18 +1,15 @@
-// One call in the browser: the api's call lifecycle (POST /v1/calls, join,
-// decline, leave) and the media node's signaling driven with mediasoup-client
-// (one send and one receive WebRTC transport; microphone, camera and screen
-// producers; a consumer per remote track).
+// One call as the screens see it: the api's call lifecycle (POST /v1/calls,
+// join, decline, leave, and the call events of the user channel) around the
+// SDK's media session (sdk/src/calls/CallSession.ts: mediasoup-client over
+// the media node's signaling), turned into tiles: a stream per participant,
+// their screen share, mute and camera state.
 import type { Call, JoinInfo as JoinInfoSchema } from "@secureconnect/protocol";
-import { Device, type types } from "mediasoup-client";
 import type { z } from "zod";
-import type {
-	MediaSource,
-	RtcNotificationData,
-	RtcNotificationMethod,
-	RtcRequestData,
-} from "../../../protocol/src/signaling.ts";
+import { CallSession as MediaCall, type RemoteTrack } from "../../../sdk/src/index.ts";
 import type { Session } from "../session.ts";
-import { RtcSignaling } from "./signaling.ts";
+
+type JoinInfo = z.infer<typeof JoinInfoSchema>;
+type CallRef = { id: string; conversationId: string; media: "audio" | "video" };
 
 export interface RemotePeer {
 	id: string;
@@ -24,7 +21,6 @@ export interface RemotePeer {
 	micOff: boolean;
 	cameraOff: boolean;
 	hasVideo: boolean;
-	consumers: Map<string, { consumer: types.Consumer; source: MediaSource }>;
 }
 
 export type CallStatus = "connecting" | "ringing" | "live" | "ended";
@@ -32,13 +28,11 @@ export type CallStatus = "connecting" | "ringing" | "live" | "ended";
 export interface InboundVideoStats {
 	framesDecoded: number;
 	packetsReceived: number;
-	bytesReceived: number;
 }
 
-type JoinInfo = z.infer<typeof JoinInfoSchema>;
-type CallRef = { id: string; conversationId: string; media: "audio" | "video" };
-
+/** Modest video: two browsers and the SFU may share a small machine. */
 const CAMERA: MediaTrackConstraints = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+const CAMERA_ENCODINGS = [{ maxBitrate: 900_000 }];
 
 export class CallSession {
 	readonly session: Session;
@@ -50,18 +44,14 @@ export class CallSession {
 	note = "";
 	readonly peers = new Map<string, RemotePeer>();
 	activeSpeaker: string | null = null;
+	/** What this participant sends (for the local preview). */
 	local: MediaStream = new MediaStream();
 	screen: MediaStream | undefined;
 	micOn = false;
 	cameraOn = false;
 	onChange: () => void = () => {};
-	#signaling: RtcSignaling | undefined;
-	#device: Device | undefined;
-	#send: types.Transport | undefined;
-	#recv: types.Transport | undefined;
-	#producers = new Map<MediaSource, types.Producer>();
-	#consuming: Promise<void> = Promise.resolve();
-	#everJoined = new Set<string>();
+	#media: MediaCall | undefined;
+	#everJoined = false;
 	#stopCallEvents: () => void;
 	#ended = false;
 	#leaving = false;
@@ -94,7 +84,7 @@ export class CallSession {
 	static async answer(
 		session: Session,
 		incoming: { callId: string; conversationId: string; media: "audio" | "video" },
-	): Promise<CallSession> {
+	) {
 		const { join } = await session.request<{ join: JoinInfo }>("POST", `/v1/calls/${incoming.callId}/join`);
 		const call = new CallSession(session, { id: incoming.callId, ...incoming });
 		void call.#connect(join);
@@ -114,95 +104,84 @@ export class CallSession {
 		this.onChange();
 	}
 
-	async #localMedia(): Promise<void> {
-		const attempts: MediaStreamConstraints[] =
-			this.media === "video" ? [{ audio: true, video: CAMERA }, { audio: true }, { video: CAMERA }] : [{ audio: true }];
+	/** Which of microphone and camera this browser can open (asking for permission once). */
+	async #available(): Promise<{ audio: boolean; video: boolean }> {
+		const attempts =
+			this.media === "video" ? [{ audio: true, video: true }, { audio: true }, { video: true }] : [{ audio: true }];
 		for (const constraints of attempts) {
 			try {
-				this.local = await navigator.mediaDevices.getUserMedia(constraints);
-				return;
+				const stream = await navigator.mediaDevices.getUserMedia(constraints);
+				for (const track of stream.getTracks()) track.stop();
+				return { audio: Boolean(constraints.audio), video: "video" in constraints };
 			} catch {
 				// Try with less (no camera, or no microphone).
 			}
 		}
-		this.#tell("No camera or microphone could be opened: you can see and hear the others, they can't see or hear you.");
+		this.note = "No camera or microphone could be opened: you can see and hear the others, they can't see or hear you.";
+		return { audio: false, video: false };
 	}
 
 	async #connect(join: JoinInfo): Promise<void> {
 		try {
-			await this.#localMedia();
+			const can = await this.#available();
 			if (this.#ended) return;
-			const { signaling, ready } = await RtcSignaling.open(join.url, join.token);
-			this.#signaling = signaling;
-			signaling.onNotification = (method, data) => this.#onNotification(method, data);
-			signaling.onClose = (_code, error) => {
-				if (!this.#ended && !this.#leaving)
-					void this.end(error ? `Call connection lost: ${error.message}` : "Call connection lost.");
-			};
-			const { rtpCapabilities } = await signaling.request("getRouterRtpCapabilities", {});
-			const device = new Device();
-			await device.load({ routerRtpCapabilities: rtpCapabilities as types.RtpCapabilities });
-			this.#device = device;
-			const joined = await signaling.request("join", {
-				rtpCapabilities: device.rtpCapabilities as Record<string, unknown>,
+			const media = await MediaCall.join({
+				url: join.url,
+				token: join.token,
+				iceServers: join.iceServers,
 				displayName: this.session.me.displayName,
+				publish: { audio: can.audio, video: can.video ? CAMERA : false },
+				simulcast: CAMERA_ENCODINGS,
+				on: {
+					participantJoined: ({ participant }) => {
+						this.#peer(participant.id, participant.displayName);
+						this.#everJoined = true;
+						this.status = "live";
+						if (!this.#ended) this.#tell("");
+					},
+					participantLeft: ({ peerId }) => this.#onLeft(peerId),
+					trackAdded: (track) => this.#onTrack(track, true),
+					trackRemoved: (track) => this.#onTrack(track, false),
+					muteChanged: ({ peerId, source, muted }) => {
+						const peer = this.peers.get(peerId);
+						if (!peer) return;
+						if (source === "mic") peer.micOff = muted;
+						if (source === "camera") peer.cameraOff = muted;
+						this.onChange();
+					},
+					activeSpeaker: ({ peerId }) => {
+						this.activeSpeaker = peerId;
+						this.onChange();
+					},
+					connectionStateChanged: ({ state }) => {
+						if (state === "failed") this.#tell("The media connection failed. Check your network.");
+					},
+					draining: () => this.#tell("The media server is restarting; the call may drop."),
+					ended: ({ reason, error }) => {
+						if (this.#leaving) return;
+						void this.end(
+							reason === "ended" ? "The call ended." : `Call connection lost${error ? `: ${error.message}` : "."}`,
+						);
+					},
+				},
 			});
-			for (const peer of joined.peers) this.#addPeer(peer.id, peer.displayName);
-			if (joined.peers.length > 0) this.status = "live";
-			const iceServers = join.iceServers as RTCIceServer[];
-			if (ready.permissions.includes("subscribe")) this.#recv = await this.#transport("recv", iceServers);
-			if (ready.permissions.includes("publish")) {
-				this.#send = await this.#transport("send", iceServers);
-				const mic = this.local.getAudioTracks()[0];
-				const camera = this.local.getVideoTracks()[0];
-				if (mic) await this.#produce(mic, "mic");
-				if (camera) await this.#produce(camera, "camera");
-				this.micOn = Boolean(mic);
-				this.cameraOn = Boolean(camera);
+			this.#media = media;
+			if (this.#ended) {
+				await media.leave();
+				return;
 			}
+			const mic = media.localTrack("mic");
+			const camera = media.localTrack("camera");
+			this.local = new MediaStream([mic, camera].filter((t): t is MediaStreamTrack => Boolean(t)));
+			this.micOn = Boolean(mic);
+			this.cameraOn = Boolean(camera);
 			this.onChange();
 		} catch (error) {
 			await this.end(`Could not join the call: ${error instanceof Error ? error.message : String(error)}`);
 		}
 	}
 
-	async #transport(direction: "send" | "recv", iceServers: RTCIceServer[]): Promise<types.Transport> {
-		const signaling = this.#required(this.#signaling);
-		const device = this.#required(this.#device);
-		const info = await signaling.request("createWebRtcTransport", { direction });
-		const options = { ...(info as unknown as types.TransportOptions), iceServers };
-		const transport = direction === "send" ? device.createSendTransport(options) : device.createRecvTransport(options);
-		transport.on("connect", ({ dtlsParameters }, callback, errback) => {
-			signaling
-				.request("connectWebRtcTransport", { transportId: transport.id, dtlsParameters })
-				.then(() => callback(), errback);
-		});
-		if (direction === "send") {
-			transport.on("produce", ({ kind, rtpParameters, appData }, callback, errback) => {
-				signaling
-					.request("produce", {
-						transportId: transport.id,
-						kind,
-						rtpParameters: rtpParameters as unknown as RtcRequestData<"produce">["rtpParameters"],
-						appData: { source: appData.source as MediaSource },
-					})
-					.then(({ id }) => callback({ id }), errback);
-			});
-		}
-		transport.on("connectionstatechange", (state) => {
-			if (state === "failed") this.#tell("The media connection failed. Check your network.");
-		});
-		return transport;
-	}
-
-	async #produce(track: MediaStreamTrack, source: MediaSource): Promise<types.Producer> {
-		const transport = this.#required(this.#send);
-		const producer = await transport.produce({ track, appData: { source }, stopTracks: false });
-		this.#producers.set(source, producer);
-		return producer;
-	}
-
-	#addPeer(id: string, displayName: string): RemotePeer {
+	#peer(id: string, displayName: string): RemotePeer {
 		let peer = this.peers.get(id);
 		if (!peer) {
 			peer = {
@@ -213,168 +192,78 @@ export class CallSession {
 				micOff: false,
 				cameraOff: false,
 				hasVideo: false,
-				consumers: new Map(),
 			};
 			this.peers.set(id, peer);
-			this.#everJoined.add(id);
 		}
 		return peer;
 	}
 
-	#onNotification<M extends RtcNotificationMethod>(method: M, raw: RtcNotificationData<M>): void {
-		switch (method) {
-			case "peerJoined": {
-				const { peer } = raw as RtcNotificationData<"peerJoined">;
-				this.#addPeer(peer.id, peer.displayName);
-				this.status = "live";
-				this.note = "";
-				break;
-			}
-			case "peerLeft": {
-				const { peerId } = raw as RtcNotificationData<"peerLeft">;
-				const peer = this.peers.get(peerId);
-				this.peers.delete(peerId);
-				if (peer) this.note = `${peer.name} left the call.`;
-				// A two-person call is over when the other person leaves.
-				if (this.peers.size === 0 && this.#everJoined.size > 0) void this.hangUp(this.note);
-				break;
-			}
-			case "newConsumer": {
-				const data = raw as RtcNotificationData<"newConsumer">;
-				this.#consuming = this.#consuming.then(() => this.#consume(data)).catch(() => {});
-				return;
-			}
-			case "consumerClosed": {
-				const { consumerId } = raw as RtcNotificationData<"consumerClosed">;
-				for (const peer of this.peers.values()) {
-					const entry = peer.consumers.get(consumerId);
-					if (!entry) continue;
-					entry.consumer.close();
-					peer.consumers.delete(consumerId);
-					if (entry.source === "screen") peer.screen = undefined;
-					else peer.stream.removeTrack(entry.consumer.track);
-					peer.hasVideo = peer.stream.getVideoTracks().length > 0;
-				}
-				break;
-			}
-			case "producerPaused":
-			case "producerResumed": {
-				const { peerId, source } = raw as RtcNotificationData<"producerPaused">;
-				const peer = this.peers.get(peerId);
-				const off = method === "producerPaused";
-				if (peer && source === "mic") peer.micOff = off;
-				if (peer && source === "camera") peer.cameraOff = off;
-				break;
-			}
-			case "activeSpeaker":
-				this.activeSpeaker = (raw as RtcNotificationData<"activeSpeaker">).peerId;
-				break;
-			case "callEnded":
-				void this.end("The call ended.");
-				return;
-			case "nodeDraining":
-				this.note = "The media server is restarting; the call may drop.";
-				break;
-			default:
-				return;
-		}
+	#onTrack(track: RemoteTrack, added: boolean): void {
+		const peer = this.#peer(track.peerId, "");
+		if (track.source === "screen") peer.screen = added ? new MediaStream([track.track]) : undefined;
+		else if (added) peer.stream.addTrack(track.track);
+		else peer.stream.removeTrack(track.track);
+		if (added && track.source === "mic") peer.micOff = track.paused;
+		if (added && track.source === "camera") peer.cameraOff = track.paused;
+		peer.hasVideo = peer.stream.getVideoTracks().length > 0;
+		if (added) this.status = "live";
 		this.onChange();
 	}
 
-	async #consume(data: RtcNotificationData<"newConsumer">): Promise<void> {
-		const transport = this.#recv;
-		if (!transport || transport.closed) return;
-		const consumer = await transport.consume({
-			id: data.id,
-			producerId: data.producerId,
-			kind: data.kind,
-			rtpParameters: data.rtpParameters as unknown as types.RtpParameters,
-			appData: { peerId: data.peerId, source: data.appData.source },
-		});
-		const peer = this.#addPeer(data.peerId, "");
-		peer.consumers.set(consumer.id, { consumer, source: data.appData.source });
-		if (data.appData.source === "screen") peer.screen = new MediaStream([consumer.track]);
-		else peer.stream.addTrack(consumer.track);
-		if (data.appData.source === "mic") peer.micOff = data.producerPaused;
-		if (data.appData.source === "camera") peer.cameraOff = data.producerPaused;
-		peer.hasVideo = peer.stream.getVideoTracks().length > 0;
-		await this.#required(this.#signaling).request("resumeConsumer", { consumerId: consumer.id });
-		this.status = "live";
-		this.onChange();
+	#onLeft(peerId: string): void {
+		const peer = this.peers.get(peerId);
+		this.peers.delete(peerId);
+		if (peer) this.note = `${peer.name} left the call.`;
+		// A two-person call is over when the other person leaves.
+		if (this.peers.size === 0 && this.#everJoined) void this.hangUp(this.note);
+		else this.onChange();
 	}
 
 	// ------------------------------------------------------------ controls
 
-	async #setPaused(source: MediaSource, paused: boolean): Promise<void> {
-		const producer = this.#producers.get(source);
-		if (!producer) return;
-		if (paused) producer.pause();
-		else producer.resume();
-		await this.#required(this.#signaling).request(paused ? "pauseProducer" : "resumeProducer", {
-			producerId: producer.id,
-		});
+	/** Whether a camera is being sent at all (an audio call, or no camera, has none). */
+	get hasCamera(): boolean {
+		return Boolean(this.#media?.localTrack("camera"));
 	}
 
 	async toggleMic(): Promise<void> {
-		if (!this.#producers.has("mic")) return;
+		if (!this.#media?.localTrack("mic")) throw new Error("No microphone is being sent.");
 		this.micOn = !this.micOn;
-		for (const track of this.local.getAudioTracks()) track.enabled = this.micOn;
 		this.onChange();
-		await this.#setPaused("mic", !this.micOn);
+		await this.#media.setMicrophoneMuted(!this.micOn);
 	}
 
 	async toggleCamera(): Promise<void> {
-		if (!this.#producers.has("camera")) {
-			// No camera yet (audio call, or it failed before): try to add one.
-			const stream = await navigator.mediaDevices.getUserMedia({ video: CAMERA });
-			const track = stream.getVideoTracks()[0];
-			if (!track || !this.#send) return;
-			this.local.addTrack(track);
-			await this.#produce(track, "camera");
-			this.cameraOn = true;
-			this.onChange();
-			return;
-		}
+		if (!this.#media?.localTrack("camera")) throw new Error("No camera is being sent in this call.");
 		this.cameraOn = !this.cameraOn;
-		for (const track of this.local.getVideoTracks()) track.enabled = this.cameraOn;
 		this.onChange();
-		await this.#setPaused("camera", !this.cameraOn);
+		await this.#media.setCameraMuted(!this.cameraOn);
 	}
 
 	async toggleScreen(): Promise<void> {
-		const current = this.#producers.get("screen");
-		if (current) {
-			current.close();
-			this.#producers.delete("screen");
-			for (const track of this.screen?.getTracks() ?? []) track.stop();
+		const media = this.#media;
+		if (!media) return;
+		if (this.screen) {
 			this.screen = undefined;
 			this.onChange();
-			await this.#signaling?.request("closeProducer", { producerId: current.id }).catch(() => {});
+			await media.stopScreenShare();
 			return;
 		}
-		const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-		const track = stream.getVideoTracks()[0];
-		if (!track) return;
-		this.screen = stream;
+		const track = await media.startScreenShare();
+		this.screen = new MediaStream([track]);
+		// The browser's own "stop sharing" ends the track; the SDK closes the producer.
 		track.addEventListener("ended", () => {
-			if (this.#producers.has("screen")) void this.toggleScreen();
+			this.screen = undefined;
+			this.onChange();
 		});
-		await this.#produce(track, "screen");
 		this.onChange();
 	}
 
-	/** Inbound video counters of this call's receive transport (for the stats panel and tests). */
+	/** Inbound video counters (for the end-to-end test, and useful when debugging). */
 	async stats(): Promise<InboundVideoStats> {
-		const out = { framesDecoded: 0, packetsReceived: 0, bytesReceived: 0 };
-		if (!this.#recv || this.#recv.closed) return out;
-		const report = await this.#recv.getStats();
-		report.forEach((stat: Record<string, unknown>) => {
-			if (stat.type !== "inbound-rtp" || stat.kind !== "video") return;
-			out.framesDecoded += Number(stat.framesDecoded ?? 0);
-			out.packetsReceived += Number(stat.packetsReceived ?? 0);
-			out.bytesReceived += Number(stat.bytesReceived ?? 0);
-		});
-		return out;
+		if (!this.#media || this.#media.ended) return { framesDecoded: 0, packetsReceived: 0 };
+		const { video } = await this.#media.getStats();
+		return { framesDecoded: video.framesDecoded, packetsReceived: video.packetsReceived };
 	}
 
 	/** Leaves the call (the last one out ends it). */
@@ -382,7 +271,7 @@ export class CallSession {
 		if (this.#ended || this.#leaving) return;
 		this.#leaving = true;
 		this.note = note;
-		await this.#signaling?.request("leave", {}).catch(() => {});
+		await this.#media?.leave();
 		await this.session.request("POST", `/v1/calls/${this.callId}/leave`).catch(() => {});
 		await this.end(note);
 	}
@@ -391,18 +280,12 @@ export class CallSession {
 	async end(note: string): Promise<void> {
 		if (this.#ended) return;
 		this.#ended = true;
+		this.#leaving = true;
 		this.status = "ended";
 		this.note = note;
 		this.#stopCallEvents();
 		for (const track of [...this.local.getTracks(), ...(this.screen?.getTracks() ?? [])]) track.stop();
-		this.#send?.close();
-		this.#recv?.close();
-		this.#signaling?.close();
 		this.onChange();
-	}
-
-	#required<T>(value: T | undefined): T {
-		if (value === undefined) throw new Error("The call is not connected.");
-		return value;
+		await this.#media?.leave().catch(() => {});
 	}
 }

@@ -136,7 +136,7 @@ export function callView(call: CallSession): { dialog: HTMLDialogElement; update
 			view.video.hidden = !showVideo;
 			view.avatar.hidden = showVideo;
 			view.caption.textContent = `${peer.name}${peer.micOff ? " (muted)" : ""}${peer.cameraOff ? " (camera off)" : ""}`;
-			view.figure.classList.toggle("speaking", call.activeSpeaker === peer.id);
+			view.figure.classList.toggle("speaking", call.activeSpeaker === peer.id && !peer.micOff);
 			view.figure.setAttribute("aria-label", view.caption.textContent);
 			order.push(view.figure);
 			if (peer.screen) {
@@ -172,6 +172,8 @@ export function callView(call: CallSession): { dialog: HTMLDialogElement; update
 		tiles.replaceChildren(...order);
 		tiles.dataset.count = String(order.length);
 		// Constant labels; the pressed state says whether each is on.
+		mic.disabled = call.local.getAudioTracks().length === 0;
+		camera.hidden = !call.hasCamera;
 		mic.setAttribute("aria-pressed", String(!call.micOn));
 		camera.setAttribute("aria-pressed", String(!call.cameraOn));
 		screen.setAttribute("aria-pressed", String(Boolean(call.screen)));
