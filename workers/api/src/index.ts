@@ -1,4 +1,5 @@
 import { createApp } from "./app.ts";
+import { reportStaleNodes } from "./calls/node-watch.ts";
 import type { Env } from "./env.ts";
 import { sweepExpiredUploads } from "./files/cleanup.ts";
 import { rootLogger } from "./lib/logger.ts";
@@ -28,5 +29,6 @@ export default {
 			),
 		);
 		ctx.waitUntil(sweepExpiredUploads(env));
+		ctx.waitUntil(reportStaleNodes(env).catch((error: unknown) => rootLogger.error("node watch failed", { error })));
 	},
 } satisfies ExportedHandler<Env, NotificationJob>;

@@ -181,3 +181,19 @@ export async function expireRinging(env: Env, db: Database, callId: string): Pro
 	);
 	return true;
 }
+
+/** Nodes that registered but stopped beating: reported once per cron tick until they return or a day passes. */
+export async function staleNodes(
+	db: Database,
+	now = Date.now(),
+): Promise<Array<{ id: string; lastHeartbeatAt: Date }>> {
+	return db
+		.select({ id: mediaNodes.id, lastHeartbeatAt: mediaNodes.lastHeartbeatAt })
+		.from(mediaNodes)
+		.where(
+			and(
+				sql`${mediaNodes.lastHeartbeatAt} < ${new Date(now - NODE_STALE_MS)}`,
+				gt(mediaNodes.lastHeartbeatAt, new Date(now - 86_400_000)),
+			),
+		);
+}

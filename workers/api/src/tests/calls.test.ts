@@ -6,10 +6,15 @@ import {
 	SELF,
 	waitOnExecutionContext,
 } from "cloudflare:test";
+import { eq } from "drizzle-orm";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { signNodeRequest, verifyNodeRequest } from "../calls/node-signature.ts";
+import { pickNode, staleNodes } from "../calls/service.ts";
 import { turnCredential } from "../calls/turn.ts";
+import { loadConfig } from "../config/config.ts";
+import { openDatabase } from "../db/client.ts";
+import { mediaNodes } from "../db/schema/index.ts";
 import worker from "../index.ts";
 import { call, type SignedIn, signUp } from "./helpers.ts";
 import { createGroup, TestSocket } from "./sockets.ts";
@@ -68,6 +73,23 @@ describe("media node registry", () => {
 		const stale = String(Math.floor(Date.now() / 1000) - 600);
 		expect((await heartbeat({ ...node, nodeId: "node-x" }, undefined, stale)).status).toBe(401);
 		expect((await heartbeat({ nodeId: "node-x" })).status).toBe(400);
+	});
+
+	it("reports a node that stops beating and gives it no new calls", async () => {
+		const silent = { ...node, nodeId: "node-silent", url: "ws://silent.test/v1/rtc", load: { calls: 0, peers: 0 } };
+		expect((await heartbeat(silent)).status).toBe(204);
+		const config = await loadConfig(env);
+		const handle = openDatabase(config.database);
+		try {
+			await handle.db
+				.update(mediaNodes)
+				.set({ lastHeartbeatAt: new Date(Date.now() - 120_000) })
+				.where(eq(mediaNodes.id, "node-silent"));
+			expect((await staleNodes(handle.db)).map((n) => n.id)).toContain("node-silent");
+			expect((await pickNode(handle.db, config)).id).not.toBe("node-silent");
+		} finally {
+			await handle.close();
+		}
 	});
 
 	it("signs as documented: v1=hex(HMAC-SHA256(secret, timestamp.body))", async () => {
