@@ -11,6 +11,7 @@ import { notificationDeadLetters, outboundEmails, pushSubscriptions } from "../d
 import type { EmailJob } from "../email/outbox.ts";
 import type { Env } from "../env.ts";
 import { type Logger, rootLogger } from "../lib/logger.ts";
+import { recordQueueJob } from "../lib/metrics.ts";
 import { claimDelivery, deliveryErrors, finishDelivery, sweepDeliveries } from "./deliveries.ts";
 import { createEmailProvider, type EmailOutcome, type EmailProvider } from "./email/index.ts";
 import { PushDispatcher, type PushDispatcherOptions, type SubscriptionRow } from "./push/index.ts";
@@ -72,6 +73,7 @@ export interface ConsumerOptions extends PushDispatcherOptions {
 }
 
 interface Context {
+	env: Env;
 	db: Database;
 	config: Config;
 	queue: string;
@@ -88,6 +90,7 @@ export async function consumeNotifications(
 	const config = await loadConfig(env);
 	const handle = openDatabase({ ...config.database, onError: () => {} });
 	const ctx: Context = {
+		env,
 		db: handle.db,
 		config,
 		queue: batch.queue,
@@ -118,14 +121,31 @@ async function settle(ctx: Context, message: Message<unknown>, work: () => Promi
 		await work();
 		message.ack();
 	} catch (error) {
-		ctx.log.warn("notification job failed; will retry", { error, messageId: message.id, attempts: message.attempts });
+		const requestId = (message.body as { requestId?: unknown } | null)?.requestId;
+		ctx.log.warn("notification job failed; will retry", {
+			requestId,
+			error,
+			messageId: message.id,
+			attempts: message.attempts,
+		});
 		message.retry({ delaySeconds: backoffSeconds(message.attempts) });
 	}
 }
 
 async function deadLetter(ctx: Context, message: Message<unknown>, reason: string): Promise<void> {
 	await recordDeadLetter(ctx.db, ctx.queue, message, reason);
-	ctx.log.error("notification job dead-lettered", { messageId: message.id, attempts: message.attempts, reason });
+	const body = message.body as { kind?: unknown; requestId?: unknown } | null;
+	recordQueueJob(ctx.env, {
+		kind: String(body?.kind ?? "unknown"),
+		outcome: "dead_letter",
+		attempts: message.attempts,
+	});
+	ctx.log.error("notification job dead-lettered", {
+		requestId: body?.requestId,
+		messageId: message.id,
+		attempts: message.attempts,
+		reason,
+	});
 }
 
 export async function recordDeadLetter(
@@ -209,6 +229,7 @@ async function deliverPush(ctx: Context, message: Message<PushJob>): Promise<voi
 	if (decision.retry) {
 		const delaySeconds = backoffSeconds(message.attempts, decision.retryAfter);
 		log.warn("push delivery will be retried", { attempts: message.attempts, delaySeconds });
+		recordQueueJob(ctx.env, { kind: "push", outcome: "retried", attempts: message.attempts });
 		message.retry({ delaySeconds });
 		return;
 	}
@@ -220,7 +241,7 @@ async function deliverPush(ctx: Context, message: Message<PushJob>): Promise<voi
 			message.retry({ delaySeconds: backoffSeconds(message.attempts) });
 			return;
 		}
-	}
+	} else recordQueueJob(ctx.env, { kind: "push", outcome: "delivered", attempts: message.attempts });
 	message.ack();
 }
 
@@ -359,11 +380,13 @@ async function deliverEmails(ctx: Context, messages: Message<EmailJob>[]): Promi
 						template: row.template,
 						provider: ctx.email.name,
 					});
+					recordQueueJob(ctx.env, { kind: "email", outcome: "delivered", attempts: message.attempts });
 					message.ack();
 				} else if (outcome.status === "retry") {
 					await finishDelivery(ctx.db, jobId, "email", "failed", outcome.reason);
 					const delaySeconds = backoffSeconds(message.attempts, outcome.retryAfterSeconds);
 					log.warn("email not sent; will retry", { reason: outcome.reason, attempts: message.attempts, delaySeconds });
+					recordQueueJob(ctx.env, { kind: "email", outcome: "retried", attempts: message.attempts });
 					message.retry({ delaySeconds });
 				} else {
 					await finishDelivery(ctx.db, jobId, "email", "rejected", outcome.reason);
@@ -412,7 +435,9 @@ export async function consumeDeadLetters(batch: MessageBatch<NotificationJob>, e
 				const errors = known ? await deliveryErrors(handle.db, jobIdOf(body)) : [];
 				const reason = `retries exhausted${errors.length > 0 ? `: ${errors.slice(0, 5).join("; ")}` : ""}`;
 				await recordDeadLetter(handle.db, batch.queue, message, reason);
+				recordQueueJob(env, { kind: body?.kind ?? "unknown", outcome: "dead_letter", attempts: message.attempts });
 				log.error("notification job dead-lettered", {
+					requestId: body?.requestId,
 					messageId: message.id,
 					job: known ? jobIdOf(body) : "unknown",
 					reason,

@@ -1,8 +1,15 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import {
+	createExecutionContext,
+	createMessageBatch,
+	env,
+	getQueueResult,
+	waitOnExecutionContext,
+} from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../index.ts";
 import { recordQueueJob, recordRequest, statusClass, writeMetric } from "../lib/metrics.ts";
-import { signUp } from "./helpers.ts";
+import type { NotificationJob } from "../notifications/consumer.ts";
+import { signUp, unique } from "./helpers.ts";
 import { b64, createGroup, TestSocket } from "./sockets.ts";
 
 class FakeDataset implements AnalyticsEngineDataset {
@@ -125,5 +132,24 @@ describe("metrics from the worker", () => {
 			]),
 		);
 		expect(JSON.stringify(points)).not.toContain(ciphertext);
+	});
+
+	it("the queue consumer records each notification job's outcome", async () => {
+		const dataset = new FakeDataset();
+		const user = await signUp();
+		const batch = createMessageBatch<NotificationJob>("secureconnect-notifications-dev", [
+			{
+				id: `m-${unique()}`,
+				timestamp: new Date(),
+				attempts: 1,
+				body: { kind: "push", userId: user.id, conversationId: "cnv_aaaaaaaaaaaaaaaaaaaa", seq: 1, requestId: "r-1" },
+			},
+		]);
+		const ctx = createExecutionContext();
+		await worker.queue(batch, { ...env, METRICS: dataset });
+		expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
+		expect(dataset.points).toEqual([
+			{ indexes: ["queue:push"], blobs: ["queue", "push", "", "delivered", "test"], doubles: [1, 1, 0] },
+		]);
 	});
 });
