@@ -18,7 +18,6 @@
 // announced with `newConsumer`. The room closes when its last peer leaves.
 
 import type { types } from "mediasoup";
-
 import {
 	type CallEndReason,
 	RTC_CLOSE_CODES,
@@ -50,6 +49,7 @@ import {
 	pipeListenInfo,
 	webRtcListenInfos,
 } from "./rtc.ts";
+import { recordSetupFailure } from "./setupFailures.ts";
 import type { WorkerPool } from "./WorkerPool.ts";
 
 /** Streams a peer is assumed to receive from each other peer when placing it (audio + video). */
@@ -530,6 +530,7 @@ export class Room {
 			if (state === "failed" || state === "closed") {
 				peer.logger.warn("transport DTLS state", { transportId: transport.id, state });
 			}
+			if (state === "failed") recordSetupFailure("dtls_failed");
 		});
 		transport.on("icestatechange", (state) => {
 			peer.logger.debug("transport ICE state", { transportId: transport.id, state });

@@ -8,13 +8,12 @@
 // one saturated worker is what degrades its calls first.
 
 import os from "node:os";
-
 import * as mediasoup from "mediasoup";
-
 import type { ApiReporter } from "./ApiReporter.ts";
 import type { Logger } from "./Logger.ts";
 import type { RoomRegistry } from "./RoomRegistry.ts";
 import type { SignalingServer } from "./SignalingServer.ts";
+import { setupFailures } from "./setupFailures.ts";
 import type { WorkerPool } from "./WorkerPool.ts";
 
 export const METRICS_PATH = "/metrics";
@@ -255,6 +254,18 @@ export function renderMetrics(sources: MetricsSources): string {
 		"counter",
 		"Sockets refused, by error code (bad tokens, full calls, draining…).",
 		Object.entries(signaling.authFailures).map(([code, value]) => ({ labels: { code }, value: value ?? 0 })),
+	);
+	out.metric(
+		`${PREFIX}call_setup_failures_total`,
+		"counter",
+		"Calls that failed to set up: refused sockets by code, and transports whose DTLS failed.",
+		[
+			...Object.entries(signaling.authFailures).map(([code, value]) => ({
+				labels: { reason: code },
+				value: value ?? 0,
+			})),
+			...[...setupFailures()].map(([reason, value]) => ({ labels: { reason }, value })),
+		],
 	);
 	out.metric(`${PREFIX}draining`, "gauge", "1 while the node is shutting down.", sources.rooms.draining ? 1 : 0);
 	out.metric(`${PREFIX}webhook_queue`, "gauge", "Room events waiting for delivery to the api.", reporter.queued);
