@@ -48,8 +48,9 @@ interface Counts {
 	throughput: number;
 	/**
 	 * Sockets per receiving member in the product's fan-out tests. 10 is the
-	 * product's MAX_SOCKETS_PER_USER: 1,000 sockets are 100 members × 10. Opening
-	 * them costs O(members × sockets) in the room (see README), too slow for
+	 * product's MAX_SOCKETS_PER_USER: 1,000 sockets are 100 members × 10. Each
+	 * socket that opens costs the room O(sockets) frames and O(members × sockets)
+	 * attachment reads (see README): about a minute for 100 × 10, too slow for
 	 * --quick, which uses 10 members × 100 sockets (MAX_SOCKETS_PER_USER=100).
 	 */
 	socketsPerUser: number;
