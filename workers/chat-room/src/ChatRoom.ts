@@ -193,9 +193,12 @@ export class ChatRoom extends SocketServer {
 
 	protected onAuthenticated(ws: WebSocket, info: Authed): void {
 		this.sendFrame(ws, { type: "ready", userId: info.userId as UserId, lastSeq: this.#messages.lastSeq });
-		// Tell the newcomer who is here, then tell everyone about the newcomer.
+		// Tell the newcomer who is here (one pass over the sockets, not one per member), then tell everyone.
+		const byUser = new Map<string, Authed[]>();
+		for (const [, socket] of this.authedSockets())
+			byUser.set(socket.userId, [...(byUser.get(socket.userId) ?? []), socket]);
 		for (const userId of this.#members.keys()) {
-			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId));
+			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId, byUser.get(userId) ?? []));
 		}
 		this.broadcast(this.#presenceFrame(info.userId), ws);
 	}
@@ -514,10 +517,9 @@ export class ChatRoom extends SocketServer {
 		this.sendFrame(ws, { type: "resumed", fromSeq: from, toSeq: cursor });
 	}
 
-	#presenceFrame(userId: string) {
-		const sockets = this.authedSockets(userId);
+	#presenceFrame(userId: string, sockets: Authed[] = this.authedSockets(userId).map(([, info]) => info)) {
 		const state: PresenceState =
-			sockets.length === 0 ? "offline" : sockets.some(([, i]) => i.presence === "online") ? "online" : "away";
+			sockets.length === 0 ? "offline" : sockets.some((i) => i.presence === "online") ? "online" : "away";
 		const lastSeen = this.#members.get(userId)?.lastSeenAt;
 		return {
 			type: "presence" as const,

@@ -11,7 +11,7 @@ import { openDatabase } from "../../api/src/db/client.ts";
 import { sessions } from "../../api/src/db/schema/index.ts";
 import type { Env } from "../../api/src/env.ts";
 import { ApiError } from "../../api/src/lib/api-error.ts";
-import { rootLogger } from "../../api/src/lib/logger.ts";
+import { type Logger, parseLevel, rootLogger } from "../../api/src/lib/logger.ts";
 import { recordSocket } from "../../api/src/lib/metrics.ts";
 import { REQUEST_ID_HEADER } from "../../api/src/middleware/request-id/index.ts";
 import { type RealtimeLimits, realtimeLimits } from "./limits.ts";
@@ -49,10 +49,11 @@ export type Authed = SocketInfo & { authed: true };
 
 export abstract class SocketServer extends DurableObject<Env> {
 	protected readonly limits: RealtimeLimits;
-	protected readonly log = rootLogger.child({ service: "realtime" });
+	protected readonly log: Logger;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
+		this.log = rootLogger.child({ service: "realtime" }, parseLevel(env.LOG_LEVEL));
 		this.limits = realtimeLimits(env as unknown as Record<string, string | undefined>);
 		// Heartbeats are answered without waking the object from hibernation.
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
@@ -224,7 +225,13 @@ export abstract class SocketServer extends DurableObject<Env> {
 		}
 	}
 
-	override async webSocketClose(ws: WebSocket): Promise<void> {
+	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+		// Answer the client's Close frame, or it waits for its close timeout.
+		try {
+			ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+		} catch {
+			// already closed
+		}
 		await this.#disconnected(ws);
 	}
 
