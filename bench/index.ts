@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stopAll } from "../scripts/local/processes.ts";
 import { benchAccounts, type Figure } from "./accounts.ts";
+import { benchFiles } from "./files.ts";
+import { benchMedia } from "./media.ts";
 import { benchRealtime } from "./realtime.ts";
 
 const quick = process.argv.includes("--quick");
@@ -20,6 +22,10 @@ async function main(): Promise<void> {
 		figures.push(...(await benchAccounts(quick, dataDir, BENCH_PORT)));
 		await stopAll();
 		figures.push(...(await benchRealtime(quick, dataDir, REALTIME_PORT)));
+		await stopAll();
+		figures.push(...(await benchFiles(quick, dataDir, BENCH_PORT + 30)));
+		await stopAll();
+		figures.push(...(await benchMedia(quick, dataDir, BENCH_PORT + 20)));
 	} finally {
 		await stopAll();
 		rmSync(dataDir, { recursive: true, force: true });
