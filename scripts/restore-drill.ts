@@ -14,11 +14,11 @@
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { backup, compareBackups, restore, type Target } from "./backup/archive.ts";
 import { type LocalDatabase, startLocalDatabase } from "./local/database.ts";
+import { freePort } from "./local/ports.ts";
 import { type Managed, start, stopAll, waitForHttp } from "./local/processes.ts";
 import { GENERATORS } from "./local/secrets.ts";
 
@@ -30,15 +30,6 @@ let failed = 0;
 function check(label: string, ok: boolean, detail = ""): void {
 	ok ? passed++ : failed++;
 	process.stdout.write(`${ok ? "ok  " : "FAIL"} ${label}${ok || !detail ? "" : `: ${detail}`}\n`);
-}
-
-async function freePort(): Promise<number> {
-	const server = createServer();
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	const address = server.address();
-	await new Promise<void>((resolve) => server.close(() => resolve()));
-	if (address === null || typeof address === "string") throw new Error("no port");
-	return address.port;
 }
 
 interface Environment {

@@ -1,38 +1,24 @@
 // Headless Chromium (Debian's, driven by playwright-core) with a fake camera
 // and microphone, loading the test page (browser/page.ts bundled by esbuild)
 // from a local HTTP server. One page per participant.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { aptInstall } from "../../scripts/local/apt.ts";
+import { CHROMIUM, CHROMIUM_FLAGS } from "../../scripts/local/chromium.ts";
 import type { E2eApi, JoinParams, JoinResult, PageStats } from "./types.ts";
 
-export const CHROMIUM = "/usr/bin/chromium";
-
+/** The shared flags plus the ones that keep several pages playing media in one headless run. */
 const FLAGS = [
 	"--headless",
-	"--no-sandbox",
-	"--disable-gpu",
-	"--use-fake-ui-for-media-stream",
-	"--use-fake-device-for-media-stream",
-	"--allow-loopback-in-peer-connection",
-	"--disable-background-networking",
-	"--disable-component-update",
-	"--disable-sync",
-	"--no-first-run",
+	...CHROMIUM_FLAGS,
 	"--autoplay-policy=no-user-gesture-required",
 	"--disable-background-timer-throttling",
 	"--disable-renderer-backgrounding",
 	"--disable-backgrounding-occluded-windows",
 ];
-
-export function ensureChromium(log: (line: string) => void): void {
-	if (!existsSync(CHROMIUM)) aptInstall(["chromium"], log);
-	if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is still missing after apt-get install chromium`);
-}
 
 /** Serves the page and its bundle; resolves with the page's URL. */
 export async function servePage(): Promise<{ url: string; server: Server }> {

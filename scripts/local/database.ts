@@ -1,10 +1,9 @@
 // The local database: embedded PGlite by default, or any real Postgres given by
 // DATABASE_URL, always reached through the Neon-compatible WebSocket proxy.
 import { mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
-import { createServer } from "node:net";
 import { dirname } from "node:path";
 import { migrate } from "./migrate.ts";
+import { freePort } from "./ports.ts";
 import { startWsProxy, type WsProxy } from "./ws-proxy.ts";
 
 export interface LocalDatabaseOptions {
@@ -27,14 +26,6 @@ export interface LocalDatabase {
 
 /** PGlite runs one backend and queues queries; every concurrent Worker request holds its own connection. */
 const EMBEDDED_MAX_CONNECTIONS = 1000;
-
-async function freePort(): Promise<number> {
-	const server = createServer();
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	const { port } = server.address() as AddressInfo;
-	await new Promise<void>((resolve) => server.close(() => resolve()));
-	return port;
-}
 
 export async function startLocalDatabase(options: LocalDatabaseOptions): Promise<LocalDatabase> {
 	let proxy: WsProxy;

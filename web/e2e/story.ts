@@ -1,24 +1,12 @@
-// `npm run test:e2e`: the web app's whole story in real Chromium against the
-// real stack (embedded Postgres, `wrangler dev` serving the api and the app,
-// the media node). Two people, each in their own browser with a fresh
-// profile and fake camera/microphone: sign up, confirm the email from the dev
-// mailbox, sign in, find each other, become friends, exchange end-to-end
-// encrypted messages both ways (typing, unread count, read receipt), send a
-// file that the other side downloads and decrypts, make a video call in which
-// each side decodes the other's video, and hang up.
-//
-// Screenshots of every step go to test-artifacts/web-e2e/; with
-// `--update-screenshots` the conversation and call shots are copied to
-// docs/screenshots/ for the README. Ends with "web e2e: N passed, N failed".
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildWeb } from "../../scripts/build-web.ts";
+import { CHROMIUM, CHROMIUM_FLAGS, ensureChromium } from "../../scripts/local/chromium.ts";
 import { startLocalDatabase } from "../../scripts/local/database.ts";
+import { freePort } from "../../scripts/local/ports.ts";
 import { start, stopAll, waitForHttp } from "../../scripts/local/processes.ts";
 import { ensureDevVars } from "../../scripts/local/secrets.ts";
 import { startWranglerDev } from "../../scripts/local/wrangler.ts";
@@ -26,48 +14,14 @@ import { startWranglerDev } from "../../scripts/local/wrangler.ts";
 const ROOT = join(import.meta.dirname, "../..");
 const ARTIFACTS = join(ROOT, "test-artifacts/web-e2e");
 const SCREENSHOTS = join(ROOT, "docs/screenshots");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const UPDATE_SCREENSHOTS = process.argv.includes("--update-screenshots");
 const STARTUP_TIMEOUT_MS = 90_000;
 const STEP_TIMEOUT_MS = 60_000;
 const OVERALL_TIMEOUT_MS = 10 * 60_000;
 
-/** Flags from /work/shared/TOOLCHAIN.md; Playwright adds --headless and the fresh --user-data-dir. */
-const CHROMIUM_FLAGS = [
-	"--no-sandbox",
-	"--disable-gpu",
-	"--use-fake-ui-for-media-stream",
-	"--use-fake-device-for-media-stream",
-	"--allow-loopback-in-peer-connection",
-	"--disable-background-networking",
-	"--disable-component-update",
-	"--disable-sync",
-	"--no-first-run",
-];
-
 const log = (msg: string) => process.stdout.write(`[e2e] ${msg}\n`);
 
 // ------------------------------------------------------------ setup
-
-function ensureChromium(): void {
-	if (existsSync(CHROMIUM)) return;
-	log(`${CHROMIUM} is missing: installing Debian's chromium with apt-get`);
-	const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-	const install = () =>
-		spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], { stdio: "inherit", env }).status;
-	if (install() !== 0) {
-		spawnSync("apt-get", ["update"], { stdio: "inherit", env });
-		if (install() !== 0) throw new Error("could not install chromium (apt-get install -y chromium, as root)");
-	}
-}
-
-async function freePort(): Promise<number> {
-	const server = createServer();
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	const { port } = server.address() as AddressInfo;
-	await new Promise<void>((resolve) => server.close(() => resolve()));
-	return port;
-}
 
 interface Stack {
 	apiUrl: string;
@@ -482,7 +436,7 @@ async function main(): Promise<number> {
 	let stack: Stack | undefined;
 	const browsers: Person[] = [];
 	try {
-		ensureChromium();
+		ensureChromium(log);
 		await buildWeb();
 		stack = await startStack();
 		log(`stack up in ${Math.round(performance.now() - started)} ms: api ${stack.apiUrl}, media node ${stack.mediaUrl}`);
