@@ -2,7 +2,7 @@
 // Node tests), the database tests again on a real Postgres when
 // TEST_POSTGRES_URL is set, and mediasoup's own suite against our worker.
 // Ends with the one line CI reads: "N passed, N failed".
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -32,15 +32,48 @@ function check(label: string, command: string, args: string[]): void {
 	summary.push(`${ok ? "ok  " : "FAIL"} ${label}`);
 }
 
-function vitest(label: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
+/** A vitest run that prints nothing for this long has stalled (seen on this 2-core machine under load). */
+const VITEST_STALL_MS = 180_000;
+
+/** Runs vitest, killing it if it goes silent; returns its exit status (null when killed). */
+function vitestOnce(label: string, args: string[], env: NodeJS.ProcessEnv): Promise<number | null> {
+	process.stdout.write(`\n=== ${label}\n`);
+	return new Promise((resolve) => {
+		const child = spawn(bin("vitest"), args, {
+			cwd: ROOT,
+			stdio: ["ignore", "pipe", "pipe"],
+			env: { ...process.env, ...env },
+		});
+		let last = Date.now();
+		const relay = (out: NodeJS.WriteStream) => (chunk: Buffer) => {
+			last = Date.now();
+			out.write(chunk);
+		};
+		child.stdout.on("data", relay(process.stdout));
+		child.stderr.on("data", relay(process.stderr));
+		const watchdog = setInterval(() => {
+			if (Date.now() - last < VITEST_STALL_MS) return;
+			process.stdout.write(`\n[test] vitest printed nothing for ${VITEST_STALL_MS / 1000} s: stopping it\n`);
+			child.kill("SIGKILL");
+		}, 5_000);
+		child.on("exit", (code) => {
+			clearInterval(watchdog);
+			resolve(code);
+		});
+	});
+}
+
+async function vitest(label: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
 	const out = join(RESULTS, `${label.replace(/\W+/g, "-")}.json`);
+	const vitestArgs = ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...args];
 	rmSync(out, { force: true });
-	const status = run(
-		label,
-		bin("vitest"),
-		["run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...args],
-		env,
-	);
+	let status = await vitestOnce(label, vitestArgs, env);
+	if (status === null) {
+		// A stalled runner is retried once; the summary says so. A second stall is a failure.
+		summary.push(`note ${label}: the first run stalled and was retried`);
+		rmSync(out, { force: true });
+		status = await vitestOnce(`${label} (retry after a stall)`, vitestArgs, env);
+	}
 	let tally: Tally = { passed: 0, failed: 0 };
 	if (existsSync(out)) {
 		const report = JSON.parse(readFileSync(out, "utf8")) as { numPassedTests: number; numFailedTests: number };
@@ -107,7 +140,7 @@ function scriptSuite(label: string, script: string, tag: string): void {
 }
 
 /** A throwaway database on the real server, so runs never see each other's rows. */
-async function withScratchDatabase(serverUrl: string, body: (url: string) => void): Promise<void> {
+async function withScratchDatabase(serverUrl: string, body: (url: string) => Promise<void>): Promise<void> {
 	const url = new URL(serverUrl);
 	const proxy = await startWsProxy({ target: { host: url.hostname, port: Number(url.port || 5432) } });
 	neonConfig.webSocketConstructor = createRequire(import.meta.url)("ws");
@@ -122,7 +155,7 @@ async function withScratchDatabase(serverUrl: string, body: (url: string) => voi
 		await admin.query(`CREATE DATABASE ${name}`);
 		const scratch = new URL(serverUrl);
 		scratch.pathname = `/${name}`;
-		body(scratch.toString());
+		await body(scratch.toString());
 	} finally {
 		await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
 		await admin.end();
@@ -139,10 +172,10 @@ async function main(): Promise<void> {
 	check("type-check (sdk in the browser + call test page)", bin("tsc"), ["-p", "sdk/tsconfig.json"]);
 	// The Worker's [assets] directory must exist before workerd starts.
 	check("build web app (esbuild)", process.execPath, [join(ROOT, "scripts/build-web.ts")]);
-	vitest("vitest: workers in workerd on embedded Postgres + Node tests", []);
+	await vitest("vitest: workers in workerd on embedded Postgres + Node tests", []);
 	const realPostgres = process.env.TEST_POSTGRES_URL;
 	if (realPostgres) {
-		await withScratchDatabase(realPostgres, (url) =>
+		await withScratchDatabase(realPostgres, async (url) =>
 			vitest("vitest: workers in workerd on real PostgreSQL", ["--project", "workers"], { TEST_DATABASE_URL: url }),
 		);
 	}
