@@ -7,11 +7,12 @@
 // sampled during the upload, and VmHWM after clearing it (clear_refs) where
 // the kernel allows.
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startLocalDatabase } from "../scripts/local/database.ts";
 import { type Managed, stopAll, waitForHttp } from "../scripts/local/processes.ts";
 import { GENERATORS } from "../scripts/local/secrets.ts";
+import { wranglerWorkerd } from "../scripts/local/workerd-processes.ts";
 import { startWranglerDev } from "../scripts/local/wrangler.ts";
 import type { Figure } from "./accounts.ts";
 import { round } from "./stats.ts";
@@ -29,45 +30,11 @@ function log(message: string): void {
 
 // ---------------------------------------------------------------- the Worker's process
 
-function parentOf(pid: number): number | undefined {
-	try {
-		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-		return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-	} catch {
-		return undefined;
-	}
-}
-
-/**
- * The workerd processes below `root`: the one whose command line binds
- * `entry=127.0.0.1:<port>` is wrangler's proxy; the other runs the Worker (and
- * the local R2 it writes to).
- */
-function workerProcess(root: number, port: number): { worker: number; proxy: number | undefined } {
-	const children = new Map<number, number[]>();
-	for (const name of readdirSync("/proc")) {
-		if (!/^\d+$/.test(name)) continue;
-		const parent = parentOf(Number(name));
-		if (parent !== undefined) children.set(parent, [...(children.get(parent) ?? []), Number(name)]);
-	}
-	const workers: number[] = [];
-	let proxy: number | undefined;
-	const queue = [root];
-	while (queue.length > 0) {
-		for (const child of children.get(queue.shift() as number) ?? []) {
-			queue.push(child);
-			try {
-				const args = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0");
-				if (!args[0]?.endsWith("/workerd") || !/VmRSS:/.test(readFileSync(`/proc/${child}/status`, "utf8"))) continue;
-				if (args.some((a) => a.includes(`entry=127.0.0.1:${port}`))) proxy = child;
-				else workers.push(child);
-			} catch {
-				// exited meanwhile
-			}
-		}
-	}
-	if (workers.length !== 1) throw new Error(`expected one workerd running the Worker, found ${workers.length}`);
-	return { worker: workers[0] as number, proxy };
+/** The workerd that runs the Worker (and the local R2 it writes to), not wrangler's proxy in front of it. */
+function workerProcess(root: number, port: number): number {
+	const { runtime } = wranglerWorkerd(root, port);
+	if (runtime.length !== 1) throw new Error(`expected one workerd running the Worker, found ${runtime.length}`);
+	return runtime[0] as number;
 }
 
 function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number {
@@ -240,7 +207,7 @@ export async function benchFiles(quick: boolean, dataDir: string, port: number):
 			await post("/v1/auth/login", { email: account.email, password: account.password })
 		).json()) as { accessToken: string };
 
-		let { worker } = workerProcess(wrangler.child.pid as number, port);
+		let worker = workerProcess(wrangler.child.pid as number, port);
 		log(
 			`Worker runs in workerd pid ${worker}; VmHWM reset ${resetPeak(worker) ? "available" : "not permitted: VmRSS sampled every 5 ms only"}`,
 		);
@@ -272,7 +239,7 @@ export async function benchFiles(quick: boolean, dataDir: string, port: number):
 				log(`${error.message} (wrangler dev reloads when a source file changes); repeating run ${run + 1}`);
 				if (!(await waitForHttp(`${api}/health`, 60_000))) throw new Error("api did not come back");
 				await sleep(2_000);
-				worker = workerProcess(wrangler.child.pid as number, port).worker;
+				worker = workerProcess(wrangler.child.pid as number, port);
 				run--;
 				continue;
 			}

@@ -1,16 +1,27 @@
-// `npm run bench [-- --quick]`: every figure measured on this machine in this
-// run, each next to a baseline from the same run. Prints a Markdown table and,
-// as the very last line, one JSON object with every figure.
+// `npm run bench [-- --quick] [-- --only realtime,files]`: every figure measured
+// on this machine in this run, each next to a baseline from the same run. Prints
+// a Markdown table and, as the very last line, one JSON object with every figure.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stopAll } from "../scripts/local/processes.ts";
-import { benchAccounts, type Figure } from "./accounts.ts";
-import { benchFiles } from "./files.ts";
-import { benchMedia } from "./media.ts";
-import { benchRealtime } from "./realtime.ts";
+import type { Figure } from "./accounts.ts";
 
 const quick = process.argv.includes("--quick");
+const PARTS = ["accounts", "realtime", "files", "media"] as const;
+/** `--only a,b`: run those parts alone (while working on one of them); the default runs every part. */
+function selectedParts(): Set<string> {
+	const at = process.argv.indexOf("--only");
+	if (at === -1) return new Set(PARTS);
+	const wanted = (process.argv[at + 1] ?? "").split(",").filter(Boolean);
+	const unknown = wanted.filter((part) => !(PARTS as readonly string[]).includes(part));
+	if (wanted.length === 0 || unknown.length > 0) {
+		process.stderr.write(`--only takes a comma-separated list of: ${PARTS.join(", ")}\n`);
+		process.exit(2);
+	}
+	return new Set(wanted);
+}
+const parts = selectedParts();
 const BENCH_PORT = Number(process.env.BENCH_PORT ?? 8890);
 /** The realtime part's range: its api, then the ws and Socket.IO baselines at +2 and +3. */
 const REALTIME_PORT = BENCH_PORT + 10;
@@ -19,13 +30,26 @@ async function main(): Promise<void> {
 	const dataDir = mkdtempSync(join(tmpdir(), "sc-bench-"));
 	const figures: Figure[] = [];
 	try {
-		figures.push(...(await benchAccounts(quick, dataDir, BENCH_PORT)));
-		await stopAll();
-		figures.push(...(await benchRealtime(quick, dataDir, REALTIME_PORT)));
-		await stopAll();
-		figures.push(...(await benchFiles(quick, dataDir, BENCH_PORT + 30)));
-		await stopAll();
-		figures.push(...(await benchMedia(quick, dataDir, BENCH_PORT + 20)));
+		// Each part is loaded only when it runs (the media part needs the mediasoup worker built).
+		if (parts.has("accounts")) {
+			const { benchAccounts } = await import("./accounts.ts");
+			figures.push(...(await benchAccounts(quick, dataDir, BENCH_PORT)));
+			await stopAll();
+		}
+		if (parts.has("realtime")) {
+			const { benchRealtime } = await import("./realtime.ts");
+			figures.push(...(await benchRealtime(quick, dataDir, REALTIME_PORT)));
+			await stopAll();
+		}
+		if (parts.has("files")) {
+			const { benchFiles } = await import("./files.ts");
+			figures.push(...(await benchFiles(quick, dataDir, BENCH_PORT + 30)));
+			await stopAll();
+		}
+		if (parts.has("media")) {
+			const { benchMedia } = await import("./media.ts");
+			figures.push(...(await benchMedia(quick, dataDir, BENCH_PORT + 20)));
+		}
 	} finally {
 		await stopAll();
 		rmSync(dataDir, { recursive: true, force: true });

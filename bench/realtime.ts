@@ -5,7 +5,7 @@
 // in its own process (workerd under `wrangler dev`, the baselines as Node
 // children); the load generator is this process.
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { io as connectSocketIo } from "socket.io-client";
@@ -13,6 +13,7 @@ import { WebSocket } from "ws";
 import { startLocalDatabase } from "../scripts/local/database.ts";
 import { type Managed, start, stopAll, waitForHttp } from "../scripts/local/processes.ts";
 import { GENERATORS } from "../scripts/local/secrets.ts";
+import { cpuSeconds, runtimeEntry, wranglerWorkerd } from "../scripts/local/workerd-processes.ts";
 import { startWranglerDev } from "../scripts/local/wrangler.ts";
 import type { Figure } from "./accounts.ts";
 import { round, summarize } from "./stats.ts";
@@ -379,44 +380,6 @@ class ThroughputProbe {
 
 // ---------------------------------------------------------------- memory of server processes
 
-function parentOf(pid: number): number | undefined {
-	try {
-		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-		return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-	} catch {
-		return undefined; // gone
-	}
-}
-
-/** Command lines of the live workerd processes below `root` (exited children have no VmRSS). */
-function workerdProcesses(root: number): Map<number, string> {
-	const children = new Map<number, number[]>();
-	for (const name of readdirSync("/proc")) {
-		if (!/^\d+$/.test(name)) continue;
-		const pid = Number(name);
-		const parent = parentOf(pid);
-		if (parent === undefined) continue;
-		children.set(parent, [...(children.get(parent) ?? []), pid]);
-	}
-	const found = new Map<number, string>();
-	const queue = [root];
-	while (queue.length > 0) {
-		const pid = queue.shift() as number;
-		for (const child of children.get(pid) ?? []) {
-			queue.push(child);
-			try {
-				const args = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0");
-				if (args[0]?.endsWith("/workerd") && /VmRSS:/.test(readFileSync(`/proc/${child}/status`, "utf8"))) {
-					found.set(child, args.join(" "));
-				}
-			} catch {
-				// gone
-			}
-		}
-	}
-	return found;
-}
-
 function rssBytes(pids: number[]): number {
 	let total = 0;
 	for (const pid of pids) {
@@ -442,21 +405,6 @@ async function settledRss(groups: number[][]): Promise<number[]> {
 		await sleep(100);
 	}
 	return readings.map((r) => r.sort((a, b) => a - b)[2] as number);
-}
-
-/** CPU seconds (user + system) the processes have used so far. */
-function cpuSeconds(pids: number[]): number {
-	let ticks = 0;
-	for (const pid of pids) {
-		try {
-			const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-			ticks += Number(fields[11]) + Number(fields[12]);
-		} catch {
-			// gone
-		}
-	}
-	return ticks / 100; // USER_HZ
 }
 
 /**
@@ -485,15 +433,13 @@ interface Results {
 	/** Time to open the 1,000 receiving sockets, OPEN_CONCURRENCY at a time. */
 	open1000Ms: number;
 	bytesPerSocket: number;
-	/** Growth of processes that relay but are not the server proper (wrangler dev's proxy workerd). */
-	relayBytesPerSocket: number;
 }
 
 interface System {
 	name: string;
 	signal: Signal;
-	/** The server's processes, and processes in front of it that only relay (their memory is reported apart). */
-	processes(): { server: number[]; relay: number[] };
+	/** The server's processes (for wrangler dev: the runtime workerd, not its reload proxy, which the bench bypasses). */
+	processes(): { server: number[] };
 	/** Sender and receivers of a conversation with `receiverSockets` receiving sockets. */
 	conversation(
 		receiverSockets: number,
@@ -552,19 +498,19 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 	conv = await system.conversation(1000, "fanout1000");
 	const probe1000 = new FanoutProbe(signal);
 	sender = await conv.sender(() => {});
-	const { server, relay } = system.processes();
+	const { server } = system.processes();
 	if (server.length === 0) throw new Error(`${system.name}: no server process found to read memory from`);
-	const [before = 0, relayBefore = 0] = await settledRss([server, relay]);
-	const cpu = [cpuSeconds(server), cpuSeconds(relay), process.cpuUsage()] as const;
+	const [before = 0] = await settledRss([server]);
+	const cpu = [cpuSeconds(server), process.cpuUsage()] as const;
 	const opening = performance.now();
 	receivers = await openMany(1000, signal, (i) => conv.receiver(i)(probe1000.receiver));
 	const open1000Ms = performance.now() - opening;
-	const own = process.cpuUsage(cpu[2]);
+	const own = process.cpuUsage(cpu[1]);
 	step(
 		`1,000 sockets open in ${(open1000Ms / 1000).toFixed(1)} s; CPU used meanwhile: server ${(cpuSeconds(server) - cpu[0]).toFixed(1)} s` +
-			`${relay.length ? `, proxy ${(cpuSeconds(relay) - cpu[1]).toFixed(1)} s` : ""}, load generator ${((own.user + own.system) / 1e6).toFixed(1)} s`,
+			`, load generator ${((own.user + own.system) / 1e6).toFixed(1)} s`,
 	);
-	const [after = 0, relayAfter = 0] = await settledRss([server, relay]);
+	const [after = 0] = await settledRss([server]);
 	const fanout1000 = await probe1000.run(sender, 1000, counts.warmup, counts.fanout1000, "f1000");
 	step(`fan-out to 1,000 measured over ${counts.fanout1000} messages`);
 	for (const client of [sender, ...receivers]) client.drop();
@@ -576,7 +522,6 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 		secondHalfMsgsPerSecond: ((counts.throughput - Math.floor(counts.throughput / 2)) / secondHalfMs) * 1000,
 		open1000Ms,
 		bytesPerSocket: (after - before) / 1000,
-		relayBytesPerSocket: (relayAfter - relayBefore) / 1000,
 	};
 }
 
@@ -608,7 +553,7 @@ function baselineSystem(name: string, managed: Managed, opener: Opener, signal: 
 		name,
 		signal,
 		echoIsAck,
-		processes: () => ({ server: [pid], relay: [] }),
+		processes: () => ({ server: [pid] }),
 		// One server-wide room: every connected client is in the conversation.
 		conversation: async () => ({ sender: opener, receiver: () => opener }),
 	};
@@ -622,20 +567,16 @@ interface Account {
 /**
  * wrangler dev runs two workerd processes: a proxy on the public port that
  * relays every request and socket, and the runtime (on a port of its own) that
- * runs the Worker and its Durable Objects. Production has no such proxy.
+ * runs the Worker and its Durable Objects. Production has no such proxy: the
+ * bench finds the runtime's own entry (scripts/local/workerd-processes.ts) and its clients use that.
  */
-function wranglerProcesses(wrangler: Managed, port: number): { server: number[]; relay: number[] } {
-	const server: number[] = [];
-	const relay: number[] = [];
-	for (const [pid, args] of workerdProcesses(wrangler.child.pid as number)) {
-		(args.includes(`entry=127.0.0.1:${port} `) ? relay : server).push(pid);
-	}
-	return { server, relay };
+function wranglerProcesses(wrangler: Managed, port: number): { server: number[] } {
+	return { server: wranglerWorkerd(wrangler.child.pid as number, port).runtime };
 }
 
 async function productSystem(
 	api: string,
-	processes: () => { server: number[]; relay: number[] },
+	processes: () => { server: number[] },
 	signal: Signal,
 	socketsPerUser: number,
 ): Promise<System> {
@@ -725,10 +666,11 @@ async function measureProduct(counts: Counts, dataDir: string, port: number): Pr
 				}),
 			},
 		});
-		const api = `http://127.0.0.1:${port}`;
-		if (!(await waitForHttp(`${api}/health`, 60_000))) throw new Error("api did not start");
+		if (!(await waitForHttp(`http://127.0.0.1:${port}/health`, 60_000))) throw new Error("api did not start");
 		const processes = () => wranglerProcesses(wrangler, port);
 		const initial = processes().server.join(",");
+		const api = await runtimeEntry(processes().server);
+		log(`workerd: clients connect to the runtime's own entry ${api}, past wrangler dev's reload proxy on ${port}`);
 		try {
 			return await measure(await productSystem(api, processes, new Signal(), counts.socketsPerUser), counts);
 		} catch (error) {
@@ -838,7 +780,7 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 		},
 		{
 			key: "bytes_per_socket",
-			label: `Server memory per open idle socket: RSS growth 0 → 1,000 sockets ÷ 1,000, workerd runtime process (wrangler dev's proxy workerd adds ${bytes(product.relayBytesPerSocket)} B more)`,
+			label: `Server memory per open idle socket: RSS growth 0 → 1,000 sockets ÷ 1,000, workerd runtime process`,
 			value: bytes(product.bytesPerSocket),
 			unit: "B",
 			baseline: {
@@ -866,12 +808,6 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 		},
 		{ key: "ws_open1000_ms", label: "Node ws relay: time to open 1,000 sockets", value: ms(ws.open1000Ms), unit: "ms" },
 		{ key: "sio_open1000_ms", label: "Socket.IO: time to open 1,000 sockets", value: ms(sio.open1000Ms), unit: "ms" },
-		{
-			key: "proxy_bytes_per_socket",
-			label: "wrangler dev's proxy workerd (dev only): RSS growth per socket",
-			value: bytes(product.relayBytesPerSocket),
-			unit: "B",
-		},
 		{
 			key: "ws_bytes_per_socket",
 			label: "Node ws relay memory per open idle socket",

@@ -41,17 +41,6 @@ async function main(): Promise<void> {
 	const closeDb = () => db.close();
 	for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void shutdown(0, closeDb));
 
-	const mediaNodeUrl = `http://127.0.0.1:${MEDIA_PORT}`;
-	const media = start("media", process.execPath, [join(ROOT, "media-node/src/main.ts")], {
-		env: {
-			...process.env,
-			MEDIA_NODE_PORT: String(MEDIA_PORT),
-			MEDIA_NODE_HOST: "127.0.0.1",
-			MEDIA_NODE_SECRET: vars.get("MEDIA_NODE_SECRET"),
-			API_URL: `http://127.0.0.1:${API_PORT}`,
-		},
-	});
-
 	const turnserver = findTurnserver();
 	const turnVars: Record<string, string> = {};
 	if (turnserver) {
@@ -60,6 +49,19 @@ async function main(): Promise<void> {
 	} else {
 		log("coturn is not installed, so calls use host/STUN candidates only. Install it with: apt-get install -y coturn");
 	}
+
+	const mediaNodeUrl = `http://127.0.0.1:${MEDIA_PORT}`;
+	const media = start("media", process.execPath, [join(ROOT, "media-node/src/main.ts")], {
+		env: {
+			...process.env,
+			MEDIA_NODE_PORT: String(MEDIA_PORT),
+			MEDIA_NODE_HOST: "127.0.0.1",
+			MEDIA_NODE_SECRET: vars.get("MEDIA_NODE_SECRET"),
+			API_URL: `http://127.0.0.1:${API_PORT}`,
+			// The node probes the local coturn (TurnProbe) and tells the api whether TURN works.
+			...(turnserver ? { TURN_URLS: turnVars.TURN_URLS, TURN_SECRET: vars.get("TURN_SECRET") } : {}),
+		},
+	});
 
 	await buildWeb({ watch: true }); // web/dist must exist before wrangler starts; rebuilt on change
 	const wrangler = startWranglerDev({

@@ -1,6 +1,7 @@
-// `npm test`: lint, type-check, every vitest project (workers inside workerd,
-// Node tests), the database tests again on a real Postgres when
-// TEST_POSTGRES_URL is set, and mediasoup's own suite against our worker.
+// `npm test`: lint, secret scan, npm audit, type-check, every vitest project
+// (workers inside workerd, Node tests), the database tests again on a real
+// Postgres when TEST_POSTGRES_URL is set, mediasoup's own suite against our
+// worker, the end-to-end scripts and a 30-second load test.
 // Ends with the one line CI reads: "N passed, N failed".
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -8,6 +9,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { startWsProxy } from "./local/ws-proxy.ts";
+import { SKIPPED } from "./supply-chain.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const RESULTS = join(ROOT, ".data/test-results");
@@ -30,6 +32,19 @@ function check(label: string, command: string, args: string[]): void {
 	const ok = run(label, command, args) === 0;
 	ok ? total.passed++ : total.failed++;
 	summary.push(`${ok ? "ok  " : "FAIL"} ${label}`);
+}
+
+/** scripts/supply-chain.ts secrets|audit: exit 0 passed, 1 failed, SKIPPED counted as neither (the summary says so). */
+function supplyChain(label: string, which: "secrets" | "audit"): void {
+	const status = run(label, process.execPath, [join(ROOT, "scripts/supply-chain.ts"), which]);
+	if (status === SKIPPED) {
+		summary.push(
+			`skip ${label}: the audit endpoint could not be reached, not counted (with AUDIT_REQUIRED set it fails)`,
+		);
+		return;
+	}
+	status === 0 ? total.passed++ : total.failed++;
+	summary.push(`${status === 0 ? "ok  " : "FAIL"} ${label}`);
 }
 
 /** A vitest run that prints nothing for this long has stalled (seen on this 2-core machine under load). */
@@ -166,6 +181,8 @@ async function withScratchDatabase(serverUrl: string, body: (url: string) => Pro
 async function main(): Promise<void> {
 	mkdirSync(RESULTS, { recursive: true });
 	check("lint (biome)", bin("biome"), ["check", "."]);
+	supplyChain("secret scan of tracked files (secretlint)", "secrets");
+	supplyChain("npm audit --omit=dev --audit-level=high", "audit");
 	check("type-check (node, media node, scripts)", bin("tsc"), ["-p", "tsconfig.json"]);
 	check("type-check (workers)", bin("tsc"), ["-p", "workers/tsconfig.json"]);
 	check("type-check (web app)", bin("tsc"), ["-p", "web/tsconfig.json"]);
@@ -183,6 +200,12 @@ async function main(): Promise<void> {
 	scriptSuite("calls in Chromium through api, media node and coturn", "e2e/calls/run.ts", "call e2e");
 	scriptSuite("ops checks (promtool, dashboard, coturn template)", "scripts/ops-check.ts", "ops checks");
 	scriptSuite("restore drill: seed, back up, wipe, restore, compare", "scripts/restore-drill.ts", "restore drill");
+	// tests/load/run.ts: the 5-minute run of `npm run test:load`, for 30 s, with the same checks.
+	check(
+		"load test: 1,000 sockets, 100 conversations, 30 s of sends, exactly-once in-order delivery",
+		process.execPath,
+		[join(ROOT, "tests/load/run.ts"), "--duration", "30"],
+	);
 	webE2e();
 
 	process.stdout.write(`\n=== summary\n${summary.join("\n")}\n\n${total.passed} passed, ${total.failed} failed\n`);

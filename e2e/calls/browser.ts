@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { CHROMIUM, CHROMIUM_FLAGS } from "../../scripts/local/chromium.ts";
-import type { E2eApi, JoinParams, JoinResult, PageStats } from "./types.ts";
+import type { E2eApi, JoinParams, JoinResult, PageStats, RejoinAnswer } from "./types.ts";
 
 /** The shared flags plus the ones that keep several pages playing media in one headless run. */
 const FLAGS = [
@@ -65,6 +65,8 @@ export class Participant {
 	readonly name: string;
 	readonly page: Page;
 	userId = "";
+	#rejoin: (() => Promise<RejoinAnswer>) | undefined;
+	#exposed = false;
 
 	constructor(name: string, page: Page) {
 		this.name = name;
@@ -89,6 +91,21 @@ export class Participant {
 			...params,
 			displayName: this.name,
 		});
+	}
+
+	/** What the page's session calls to join again (join with `rejoin: true`); the page reaches it as `e2eRejoin()`. */
+	async onRejoin(rejoin: () => Promise<RejoinAnswer>): Promise<void> {
+		this.#rejoin = rejoin;
+		if (this.#exposed) return;
+		this.#exposed = true;
+		await this.page.exposeFunction("e2eRejoin", () => {
+			if (!this.#rejoin) throw new Error("no rejoin handler");
+			return this.#rejoin();
+		});
+	}
+
+	url(): Promise<string | undefined> {
+		return this.page.evaluate(() => (globalThis as unknown as PageGlobal).e2e.url());
 	}
 
 	stats(): Promise<PageStats> {

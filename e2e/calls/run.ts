@@ -7,6 +7,8 @@
 //   c  a leaving participant disappears for the others
 //   d  iceTransportPolicy "relay" through coturn: works with api-minted credentials, fails with wrong ones
 //   e  the media node refuses call tokens with a wrong audience, expired, or signed by an unknown key
+//   f  the media node hosting a call is killed mid-call: both participants continue on another node (failover.ts)
+//   g  a media node that merely blips keeps its call: sessions resume on the same node (failover.ts)
 //
 // Screenshots and the stack's logs go to test-artifacts/calls/.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -18,6 +20,7 @@ import { ensureChromium } from "../../scripts/local/chromium.ts";
 import { stopAll } from "../../scripts/local/processes.ts";
 import { Api, type JoinInfo, type User } from "./api.ts";
 import { launchBrowser, Participant, servePage } from "./browser.ts";
+import { failover } from "./failover.ts";
 import { captureChildOutput, type Stack, startStack } from "./stack.ts";
 import { signCallToken, strangerKey, tryAdmission } from "./tokens.ts";
 import type { PageStats } from "./types.ts";
@@ -26,7 +29,7 @@ const ROOT = join(import.meta.dirname, "../..");
 const ARTIFACTS = join(ROOT, "test-artifacts/calls");
 /** The media node's per-call limit: case b fills a call exactly, the sixth is refused. */
 const MAX_PEERS_PER_CALL = 5;
-const WATCHDOG_MS = 240_000;
+const WATCHDOG_MS = 300_000;
 
 const say = (line: string) => process.stdout.write(`[call e2e] ${line}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -352,6 +355,7 @@ async function main(): Promise<void> {
 		await twoParticipants(ctx);
 		await fiveParticipants(ctx);
 		await relay(ctx);
+		await failover(ctx, { test, until, say });
 	} catch (error) {
 		results.push({ name: "setup", ok: false });
 		say(`FAIL  setup: ${(error as Error).stack ?? String(error)}`);

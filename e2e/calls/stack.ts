@@ -1,6 +1,7 @@
 // The real stack for the call tests, on ports of its own: embedded Postgres,
-// the api in `wrangler dev`, one media node process and a loopback coturn,
-// all sharing freshly generated secrets. Child output goes to a log file.
+// the api in `wrangler dev`, one media node process (a case may start more)
+// and a loopback coturn, all sharing freshly generated secrets. Child output
+// goes to a log file.
 
 import { createSocket } from "node:dgram";
 import { createWriteStream, type WriteStream } from "node:fs";
@@ -9,15 +10,33 @@ import { join } from "node:path";
 import { startCoturn } from "../../scripts/local/coturn.ts";
 import { startLocalDatabase } from "../../scripts/local/database.ts";
 import { ensureCoturn } from "../../scripts/local/install-coturn.ts";
-import { start, stopAll, waitForHttp } from "../../scripts/local/processes.ts";
+import { type Managed, start, stopAll, waitForHttp } from "../../scripts/local/processes.ts";
 import { GENERATORS, type SecretName } from "../../scripts/local/secrets.ts";
 import { startWranglerDev } from "../../scripts/local/wrangler.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 
+/** Heartbeat period of the stack's media nodes, and how long the api waits before it calls a silent node dead. */
+export const MEDIA_HEARTBEAT_MS = 2_000;
+export const MEDIA_NODE_STALE_SECONDS = 6;
+
+export interface MediaNode {
+	id: string;
+	region: string;
+	/** http://127.0.0.1:<port> */
+	url: string;
+	/** What the node registers as its `join.url`. */
+	wsUrl: string;
+	process: Managed;
+}
+
 export interface Stack {
 	apiUrl: string;
 	mediaUrl: string;
+	/** The media node every case uses (`mediaUrl`). */
+	media: MediaNode;
+	/** Starts one more media node on ports of its own, registered with the same api; resolves once it answers /health. */
+	startMediaNode(id: string, region: string): Promise<MediaNode>;
 	/** Issuer of the api's tokens (its PUBLIC_URL). */
 	issuer: string;
 	secrets: Record<SecretName, string>;
@@ -80,30 +99,39 @@ export async function startStack(options: { dataDir: string; maxPeersPerCall: nu
 	>;
 	const taken = new Set<number>();
 	const apiPort = await freeRange(8900, 8990, 1, false, taken);
-	const mediaPort = await freeRange(8900, 8990, 1, false, taken);
 	const turnPort = await freeRange(3500, 3600, 1, true, taken);
-	// WebRtcServer ports (one per worker) sit below the node's dynamic range (40100+); dev uses 40000-40001.
-	const rtcPort = await freeRange(40010, 40100, 2, true, taken);
 	const apiUrl = `http://127.0.0.1:${apiPort}`;
-	const mediaUrl = `http://127.0.0.1:${mediaPort}`;
+
+	/** A media node process: HTTP/signaling port, WebRtcServer ports (one per worker) of its own. */
+	const launchMediaNode = async (id: string, region: string): Promise<MediaNode> => {
+		const port = await freeRange(8900, 8990, 1, false, taken);
+		// WebRtcServer ports sit below the node's dynamic range (40100+); dev uses 40000-40001.
+		const rtcPort = await freeRange(40010, 40100, 2, true, taken);
+		const child = start("media", process.execPath, [join(ROOT, "media-node/src/main.ts")], {
+			env: {
+				...process.env,
+				MEDIA_NODE_HOST: "127.0.0.1",
+				MEDIA_NODE_PORT: String(port),
+				MEDIA_RTC_PORT: String(rtcPort),
+				MEDIA_WORKERS: "2",
+				API_URL: apiUrl,
+				MEDIA_API_ISSUER: apiUrl,
+				MEDIA_NODE_SECRET: secrets.MEDIA_NODE_SECRET,
+				MEDIA_NODE_ID: id,
+				MEDIA_REGION: region,
+				MEDIA_MAX_PEERS_PER_CALL: String(options.maxPeersPerCall),
+				MEDIA_HEARTBEAT_MS: String(MEDIA_HEARTBEAT_MS),
+				LOG_LEVEL: "warn",
+			},
+		});
+		const url = `http://127.0.0.1:${port}`;
+		return { id, region, url, wsUrl: `ws://127.0.0.1:${port}/v1/rtc`, process: child };
+	};
 
 	startCoturn(turnserver, secrets.TURN_SECRET, join(options.dataDir, "coturn"), turnPort);
-	const media = start("media", process.execPath, [join(ROOT, "media-node/src/main.ts")], {
-		env: {
-			...process.env,
-			MEDIA_NODE_HOST: "127.0.0.1",
-			MEDIA_NODE_PORT: String(mediaPort),
-			MEDIA_RTC_PORT: String(rtcPort),
-			MEDIA_WORKERS: "2",
-			API_URL: apiUrl,
-			MEDIA_API_ISSUER: apiUrl,
-			MEDIA_NODE_SECRET: secrets.MEDIA_NODE_SECRET,
-			MEDIA_NODE_ID: "e2e-media-1",
-			MEDIA_MAX_PEERS_PER_CALL: String(options.maxPeersPerCall),
-			MEDIA_HEARTBEAT_MS: "2000",
-			LOG_LEVEL: "warn",
-		},
-	});
+	const mediaNode = await launchMediaNode("e2e-media-1", "local-a");
+	const mediaUrl = mediaNode.url;
+	const media = mediaNode.process;
 	const db = await startLocalDatabase({ migrationsDir: join(ROOT, "migrations") });
 	const api = startWranglerDev({
 		root: ROOT,
@@ -120,9 +148,17 @@ export async function startStack(options: { dataDir: string; maxPeersPerCall: nu
 				`turn:127.0.0.1:${turnPort}?transport=udp`,
 				`turn:127.0.0.1:${turnPort}?transport=tcp`,
 			].join(","),
+			MEDIA_NODE_STALE_SECONDS: String(MEDIA_NODE_STALE_SECONDS),
 			LOG_LEVEL: "warn",
 		},
 	});
+	const startMediaNode = async (id: string, region: string): Promise<MediaNode> => {
+		const node = await launchMediaNode(id, region);
+		if (!(await waitForHttp(`${node.url}/health`, 30_000)) || node.process.child.exitCode !== null) {
+			throw new Error(`media node ${id} did not start`);
+		}
+		return node;
+	};
 	const stop = async () => {
 		await stopAll();
 		await db.close();
@@ -135,5 +171,15 @@ export async function startStack(options: { dataDir: string; maxPeersPerCall: nu
 		await stop();
 		throw new Error(`stack did not start: api ${apiUp ? "up" : "down"}, media node ${mediaUp ? "up" : "down"}`);
 	}
-	return { apiUrl, mediaUrl, issuer: apiUrl, secrets, turnPort, maxPeersPerCall: options.maxPeersPerCall, stop };
+	return {
+		apiUrl,
+		mediaUrl,
+		media: mediaNode,
+		startMediaNode,
+		issuer: apiUrl,
+		secrets,
+		turnPort,
+		maxPeersPerCall: options.maxPeersPerCall,
+		stop,
+	};
 }

@@ -14,7 +14,12 @@ export interface JoinParams {
 	iceServers: IceServerParam[];
 	iceTransportPolicy?: "all" | "relay";
 	displayName: string;
+	/** Give the session a `rejoin` that asks the api through the Node driver (Participant.onRejoin). */
+	rejoin?: boolean;
 }
+
+/** What the driver's api answers a page's rejoin with (undefined: the call is over). */
+export type RejoinAnswer = { url: string; token: string; iceServers: IceServerParam[] } | undefined;
 
 export type JoinResult = { ok: true; peerId: string } | { ok: false; code: string; message: string };
 
@@ -45,4 +50,6 @@ export interface E2eApi {
 	/** Everything the session reported, e.g. "participantLeft usr_…", "iceError recv 401". */
 	events(): string[];
 	setMicrophoneMuted(muted: boolean): Promise<void>;
+	/** The media node URL the session is on now (it changes when the call moves). */
+	url(): string | undefined;
 }

@@ -2,7 +2,8 @@
 // (see signing.ts).
 //
 //   POST ${API_URL}/internal/media-nodes/heartbeat   every MEDIA_HEARTBEAT_MS
-//        {nodeId, url, region, capacity, load:{calls, peers, consumers, cpu}, draining}
+//        {nodeId, url, region, capacity, load:{calls, peers, consumers, cpu}, draining,
+//         turn?:{servers:[{url, up, reason?, checkedAt}]}}   (turn: TurnProbe.ts)
 //   POST ${API_URL}/internal/media-nodes/events
 //        {nodeId, events:[{id, type, callId, userId?, at}]}
 //
@@ -15,6 +16,7 @@
 
 import { randomUUID } from "node:crypto";
 
+import type { NodeTurnReport } from "../../protocol/src/calls.ts";
 import type { Logger } from "./Logger.ts";
 import { signedHeaders } from "./signing.ts";
 
@@ -45,6 +47,8 @@ export type HeartbeatBody = {
 	capacity: number;
 	load: NodeLoad;
 	draining: boolean;
+	/** The TURN probe's fresh results; absent when the node probes no TURN server. */
+	turn?: NodeTurnReport;
 };
 
 /** Where rooms report their events. */

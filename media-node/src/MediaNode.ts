@@ -1,6 +1,8 @@
 // The whole media node, assembled from its configuration: worker pool (one
 // WebRtcServer per worker), rooms, signaling socket, HTTP server, stats
-// sampler and api reporter. main.ts runs one; tests run several in-process.
+// sampler, api reporter and TURN probe (when TURN_URLS and TURN_SECRET are
+// set; its results ride on the heartbeats, and a change of TURN state sends a
+// heartbeat at once). main.ts runs one; tests run several in-process.
 //
 // drain() is the graceful shutdown: no new sockets or calls, peers get
 // `nodeDraining`, the api gets a heartbeat with draining:true, calls get up
@@ -19,6 +21,7 @@ import { RoomRegistry } from "./RoomRegistry.ts";
 import { webRtcServerListenInfos } from "./rtc.ts";
 import { SignalingServer } from "./SignalingServer.ts";
 import { MediaNodeServer } from "./server.ts";
+import { TurnProbe } from "./TurnProbe.ts";
 import { WorkerPool } from "./WorkerPool.ts";
 
 /** How long drain() waits for queued webhook events after the calls are gone. */
@@ -45,6 +48,7 @@ export class MediaNode {
 	#server: MediaNodeServer;
 	#reporter: ApiReporter;
 	#sampler: StatsSampler;
+	#turn: TurnProbe | undefined;
 	#publicUrl: string;
 	#draining: Promise<void> | undefined;
 	#closed = false;
@@ -100,6 +104,7 @@ export class MediaNode {
 
 		const signaling = SignalingServer.create({ verifier, rooms, nodeId: config.node.id, logger });
 		const sampler = StatsSampler.create({ pool, rooms, logger, intervalMs: config.statsIntervalMs });
+		const turn = MediaNode.#turnProbe(config, logger, () => void reporter.heartbeat());
 		let server: MediaNodeServer;
 
 		try {
@@ -135,11 +140,35 @@ export class MediaNode {
 			throw error;
 		}
 
-		node = new MediaNode(config, logger, { pool, rooms, signaling, server, reporter, sampler });
+		node = new MediaNode(config, logger, { pool, rooms, signaling, server, reporter, sampler, turn });
 		sampler.start();
 		reporter.start();
+		turn?.start();
 
 		return node;
+	}
+
+	static #turnProbe(config: MediaNodeConfig, logger: Logger, onChange: () => void): TurnProbe | undefined {
+		const { urls, secret } = config.turn;
+
+		if (urls.length === 0) {
+			return undefined;
+		}
+		if (secret === undefined) {
+			logger.warn("TURN probe off: TURN_URLS is set but TURN_SECRET is not", { servers: urls });
+
+			return undefined;
+		}
+
+		return TurnProbe.create({
+			urls,
+			secret,
+			user: config.turn.probeUser,
+			intervalMs: config.turn.probeIntervalMs,
+			timeoutMs: config.turn.probeTimeoutMs,
+			logger,
+			onChange,
+		});
 	}
 
 	private constructor(
@@ -152,6 +181,7 @@ export class MediaNode {
 			server: MediaNodeServer;
 			reporter: ApiReporter;
 			sampler: StatsSampler;
+			turn: TurnProbe | undefined;
 		},
 	) {
 		this.#config = config;
@@ -162,6 +192,7 @@ export class MediaNode {
 		this.#server = parts.server;
 		this.#reporter = parts.reporter;
 		this.#sampler = parts.sampler;
+		this.#turn = parts.turn;
 		this.#publicUrl =
 			config.node.publicUrl ??
 			`ws://${MediaNode.#urlHost(config.rtc.announcedAddress)}:${parts.server.port}${RTC_PATH}`;
@@ -195,6 +226,11 @@ export class MediaNode {
 		return this.#rooms.draining;
 	}
 
+	/** The TURN probe; undefined when TURN_URLS or TURN_SECRET is unset. */
+	get turnProbe(): TurnProbe | undefined {
+		return this.#turn;
+	}
+
 	metrics(): string {
 		return renderMetrics({
 			nodeId: this.#config.node.id,
@@ -205,6 +241,7 @@ export class MediaNode {
 			reporter: this.#reporter,
 			sampler: this.#sampler,
 			maxPeers: this.#config.limits.maxPeers,
+			turn: this.#turn === undefined ? undefined : () => this.#turn?.status() ?? [],
 		});
 	}
 
@@ -219,6 +256,7 @@ export class MediaNode {
 			workers: this.#pool.liveWorkerCount,
 			webRtcServers: this.#pool.stats().map((w) => w.ports),
 			api: this.#reporter.enabled ? this.#config.api.url : null,
+			turnProbe: this.#turn?.urls ?? null,
 			mediasoupVersion: mediasoup.version,
 			pid: process.pid,
 		};
@@ -239,6 +277,7 @@ export class MediaNode {
 		this.#closed = true;
 		this.#reporter.stop();
 		this.#sampler.stop();
+		this.#turn?.stop();
 		this.#rooms.closeAll("node-shutdown");
 		this.#signaling.terminate();
 		await this.#server.close();
@@ -271,6 +310,7 @@ export class MediaNode {
 
 	#describe() {
 		const counts = this.#rooms.counts();
+		const turn = this.#turn?.report();
 
 		return {
 			nodeId: this.#config.node.id,
@@ -283,6 +323,7 @@ export class MediaNode {
 				consumers: counts.consumers,
 				cpu: this.#sampler.maxWorkerCpu,
 			},
+			...(turn === undefined ? {} : { turn }),
 		};
 	}
 

@@ -31,6 +31,7 @@ import type { EventSink } from "./ApiReporter.ts";
 import type { CallClaims } from "./CallTokenVerifier.ts";
 import type { MediaNodeConfig } from "./config.ts";
 import { RtcError } from "./errors.ts";
+import { recordClientIceFailure } from "./iceFailures.ts";
 import type { Logger } from "./Logger.ts";
 import {
 	type ConsumerAppData,
@@ -108,6 +109,8 @@ export class Room {
 	#started = false;
 	#closed = false;
 	#handlers: Handlers;
+	/** Transports whose client reported an ICE failure since their last ICE restart (counted once). */
+	#iceFailed = new WeakSet<PeerTransport>();
 
 	static async create(options: RoomOptions): Promise<Room> {
 		const allocated = await options.pool.allocateRouter({
@@ -370,9 +373,29 @@ export class Room {
 
 				return { data: {} };
 			},
-			restartIce: async (peer, { transportId }) => ({
-				data: { iceParameters: await this.#transportOf(peer, transportId).restartIce() },
-			}),
+			restartIce: async (peer, { transportId }) => {
+				const transport = this.#transportOf(peer, transportId);
+
+				this.#iceFailed.delete(transport);
+
+				return { data: { iceParameters: await transport.restartIce() } };
+			},
+			reportIceFailure: async (peer, { transportId, relay }) => {
+				const transport = this.#transportOf(peer, transportId);
+
+				if (!this.#iceFailed.has(transport)) {
+					this.#iceFailed.add(transport);
+					recordClientIceFailure(relay);
+					peer.logger.warn("client reports ICE failure", {
+						transportId,
+						direction: transport.appData.direction,
+						relay,
+						iceState: transport.iceState,
+					});
+				}
+
+				return { data: {} };
+			},
 			closeTransport: async (peer, { transportId }) => {
 				this.#transportOf(peer, transportId).close();
 

@@ -103,6 +103,11 @@ describe("loadConfig", () => {
 			MEDIA_DRAIN_TIMEOUT_MS: "60000",
 			MEDIA_STATS_INTERVAL_MS: "2000",
 			MEDIA_EVENT_QUEUE_MAX: "5000",
+			TURN_URLS: "stun:turn.example.com:3478, turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349",
+			TURN_SECRET: "t".repeat(40),
+			MEDIA_TURN_PROBE_INTERVAL_MS: "15000",
+			MEDIA_TURN_PROBE_TIMEOUT_MS: "2000",
+			MEDIA_TURN_PROBE_USER: "probe-eu-1",
 		});
 
 		expect(config).toEqual({
@@ -127,7 +132,44 @@ describe("loadConfig", () => {
 			heartbeatMs: 5000,
 			statsIntervalMs: 2000,
 			eventQueueMax: 5000,
+			turn: {
+				urls: ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349"],
+				secret: "t".repeat(40),
+				probeIntervalMs: 15_000,
+				probeTimeoutMs: 2_000,
+				probeUser: "probe-eu-1",
+			},
 		});
+	});
+
+	it("reads the TURN probe's settings: TURN URLs only, defaults, and a secret never echoed", () => {
+		expect(loadConfig({}).turn).toEqual({
+			urls: [],
+			secret: undefined,
+			probeIntervalMs: 30_000,
+			probeTimeoutMs: 5_000,
+			probeUser: "secureconnect-probe",
+		});
+		expect(loadConfig({ TURN_URLS: "stun:127.0.0.1:3478" }).turn.urls).toEqual([]);
+
+		const error = configError({
+			TURN_URLS: "turn:ok.example.com,http://nope.example.com",
+			TURN_SECRET: "x".repeat(600),
+			MEDIA_TURN_PROBE_INTERVAL_MS: "2000",
+			MEDIA_TURN_PROBE_TIMEOUT_MS: "5000",
+			MEDIA_TURN_PROBE_USER: "a:b",
+		});
+		const byVariable = Object.fromEntries(error.issues.map((i) => [i.variable, i.message]));
+
+		expect(Object.keys(byVariable).sort()).toEqual([
+			"MEDIA_TURN_PROBE_TIMEOUT_MS",
+			"MEDIA_TURN_PROBE_USER",
+			"TURN_SECRET",
+			"TURN_URLS",
+		]);
+		expect(byVariable.TURN_URLS).toContain("stun:, turn: and turns: URLs");
+		expect(byVariable.MEDIA_TURN_PROBE_TIMEOUT_MS).toContain("shorter than MEDIA_TURN_PROBE_INTERVAL_MS (2000)");
+		expect(error.message).not.toContain("x".repeat(600));
 	});
 
 	it("reports every invalid variable by name, with the bad value", () => {

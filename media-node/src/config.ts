@@ -5,6 +5,7 @@
 import os from "node:os";
 
 import { z } from "zod";
+import { parseTurnUrl } from "../../protocol/src/turn.ts";
 import type { LogLevel } from "./Logger.ts";
 import { LOG_LEVELS } from "./Logger.ts";
 
@@ -32,6 +33,10 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_STATS_INTERVAL_MS = 5_000;
 export const DEFAULT_EVENT_QUEUE_MAX = 1000;
 export const MIN_SECRET_LENGTH = 32;
+export const DEFAULT_TURN_PROBE_INTERVAL_MS = 30_000;
+export const DEFAULT_TURN_PROBE_TIMEOUT_MS = 5_000;
+/** The user part of the probe's TURN REST username (`<expiry>:<user>`). */
+export const DEFAULT_TURN_PROBE_USER = "secureconnect-probe";
 export const JWKS_PATH = "/.well-known/jwks.json";
 
 export type MediaNodeConfig = {
@@ -74,6 +79,16 @@ export type MediaNodeConfig = {
 	heartbeatMs: number;
 	statsIntervalMs: number;
 	eventQueueMax: number;
+	/** The TURN probe (TurnProbe.ts): on when `urls` is not empty and `secret` is set. */
+	turn: {
+		/** The `turn:`/`turns:` entries of TURN_URLS (the api's list; `stun:` entries are left out). */
+		urls: string[];
+		/** coturn's static-auth-secret (the api's TURN_SECRET). */
+		secret: string | undefined;
+		probeIntervalMs: number;
+		probeTimeoutMs: number;
+		probeUser: string;
+	};
 };
 
 export type ConfigIssue = { variable: string; message: string };
@@ -217,6 +232,35 @@ function buildSchema(defaultWorkers: number) {
 			MEDIA_DRAIN_TIMEOUT_MS: integer(0, 3_600_000, DEFAULT_DRAIN_TIMEOUT_MS),
 			MEDIA_STATS_INTERVAL_MS: integer(100, 3_600_000, DEFAULT_STATS_INTERVAL_MS),
 			MEDIA_EVENT_QUEUE_MAX: integer(1, 1_000_000, DEFAULT_EVENT_QUEUE_MAX),
+			TURN_URLS: z.preprocess(
+				unsetIfEmpty,
+				z
+					.string()
+					.transform((value) =>
+						value
+							.split(",")
+							.map((url) => url.trim())
+							.filter(Boolean),
+					)
+					.refine((urls) => urls.every((url) => /^stuns?:/i.test(url) || parseTurnUrl(url) !== undefined), {
+						error: "must be a comma-separated list of stun:, turn: and turns: URLs (RFC 7064/7065)",
+					})
+					.default([]),
+			),
+			TURN_SECRET: z.preprocess(
+				unsetIfEmpty,
+				z.string().max(512, { error: "must be at most 512 characters" }).optional(),
+			),
+			MEDIA_TURN_PROBE_INTERVAL_MS: integer(1_000, 3_600_000, DEFAULT_TURN_PROBE_INTERVAL_MS),
+			MEDIA_TURN_PROBE_TIMEOUT_MS: integer(100, 60_000, DEFAULT_TURN_PROBE_TIMEOUT_MS),
+			MEDIA_TURN_PROBE_USER: z.preprocess(
+				unsetIfEmpty,
+				z
+					.string()
+					.trim()
+					.regex(/^[A-Za-z0-9._-]{1,64}$/, { error: "must be 1-64 characters of A-Z a-z 0-9 . _ -" })
+					.default(DEFAULT_TURN_PROBE_USER),
+			),
 		})
 		.superRefine((value, ctx) => {
 			if (value.MEDIA_RTC_MIN_PORT > value.MEDIA_RTC_MAX_PORT) {
@@ -224,6 +268,14 @@ function buildSchema(defaultWorkers: number) {
 					code: "custom",
 					path: ["MEDIA_RTC_MIN_PORT"],
 					message: `must not be greater than MEDIA_RTC_MAX_PORT (${value.MEDIA_RTC_MAX_PORT})`,
+				});
+			}
+
+			if (value.MEDIA_TURN_PROBE_TIMEOUT_MS >= value.MEDIA_TURN_PROBE_INTERVAL_MS) {
+				ctx.addIssue({
+					code: "custom",
+					path: ["MEDIA_TURN_PROBE_TIMEOUT_MS"],
+					message: `must be shorter than MEDIA_TURN_PROBE_INTERVAL_MS (${value.MEDIA_TURN_PROBE_INTERVAL_MS})`,
 				});
 			}
 
@@ -262,7 +314,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
 			const variable = String(issue.path[0] ?? "(config)");
 			const raw = env[variable];
 			// Never echo a secret back into logs.
-			const shown = variable === "MEDIA_NODE_SECRET" || raw === undefined ? undefined : JSON.stringify(raw);
+			const shown =
+				variable === "MEDIA_NODE_SECRET" || variable === "TURN_SECRET" || raw === undefined
+					? undefined
+					: JSON.stringify(raw);
 
 			return { variable, message: shown === undefined ? issue.message : `${issue.message} (got ${shown})` };
 		});
@@ -301,5 +356,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MediaNodeConfi
 		heartbeatMs: v.MEDIA_HEARTBEAT_MS,
 		statsIntervalMs: v.MEDIA_STATS_INTERVAL_MS,
 		eventQueueMax: v.MEDIA_EVENT_QUEUE_MAX,
+		turn: {
+			urls: [...new Set(v.TURN_URLS.filter((url) => parseTurnUrl(url) !== undefined))],
+			secret: v.TURN_SECRET,
+			probeIntervalMs: v.MEDIA_TURN_PROBE_INTERVAL_MS,
+			probeTimeoutMs: v.MEDIA_TURN_PROBE_TIMEOUT_MS,
+			probeUser: v.MEDIA_TURN_PROBE_USER,
+		},
 	};
 }

@@ -9,11 +9,14 @@
 
 import os from "node:os";
 import * as mediasoup from "mediasoup";
+import { TURN_PROBE_FAILURE_REASONS } from "../../protocol/src/calls.ts";
 import type { ApiReporter } from "./ApiReporter.ts";
+import { clientIceFailures } from "./iceFailures.ts";
 import type { Logger } from "./Logger.ts";
 import type { RoomRegistry } from "./RoomRegistry.ts";
 import type { SignalingServer } from "./SignalingServer.ts";
 import { setupFailures } from "./setupFailures.ts";
+import type { TurnServerStatus } from "./TurnProbe.ts";
 import type { WorkerPool } from "./WorkerPool.ts";
 
 export const METRICS_PATH = "/metrics";
@@ -136,6 +139,8 @@ export type MetricsSources = {
 	reporter: ApiReporter;
 	sampler: StatsSampler;
 	maxPeers: number;
+	/** The TURN probe's per-server status; undefined when it is off. */
+	turn: (() => TurnServerStatus[]) | undefined;
 };
 
 type Sample = { labels?: Record<string, string | number>; value: number };
@@ -175,6 +180,62 @@ class Exposition {
 	toString(): string {
 		return `${this.#lines.join("\n")}\n`;
 	}
+}
+
+/**
+ * The TURN probe's results (TurnProbe.ts) and the ICE failures clients report.
+ * Every failure reason is exposed from the start (at 0) so rate() sees the first one.
+ */
+function renderTurnMetrics(out: Exposition, servers: TurnServerStatus[]): void {
+	const checked = servers.filter((s) => s.up !== undefined);
+
+	out.metric(
+		"secureconnect_turn_up",
+		"gauge",
+		"1 when the last TURN Allocate probe of the server succeeded (401 challenge, authenticated Allocate, Refresh 0), else 0.",
+		checked.map((s) => ({ labels: { server: s.url }, value: s.up ? 1 : 0 })),
+	);
+	out.metric(
+		"secureconnect_turn_probes_total",
+		"counter",
+		"TURN Allocate probes run, by server.",
+		servers.map((s) => ({ labels: { server: s.url }, value: s.probes })),
+	);
+	out.metric(
+		"secureconnect_turn_allocation_failures_total",
+		"counter",
+		"TURN Allocate probes that failed, by server and reason (timeout, refused, unauthorized, ...).",
+		servers.flatMap((s) =>
+			TURN_PROBE_FAILURE_REASONS.map((reason) => ({
+				labels: { server: s.url, reason },
+				value: s.failures.get(reason) ?? 0,
+			})),
+		),
+	);
+	out.metric(
+		"secureconnect_turn_probe_duration_seconds",
+		"gauge",
+		"Duration of the last TURN probe of the server (a timeout lasts MEDIA_TURN_PROBE_TIMEOUT_MS).",
+		checked.map((s) => ({ labels: { server: s.url }, value: (s.latencyMs ?? 0) / 1000 })),
+	);
+	out.metric(
+		"secureconnect_turn_last_probe_timestamp_seconds",
+		"gauge",
+		"When the last TURN probe of the server finished (unix seconds).",
+		checked.map((s) => ({ labels: { server: s.url }, value: Math.round((s.checkedAt?.getTime() ?? 0) / 1000) })),
+	);
+
+	const ice = clientIceFailures();
+
+	out.metric(
+		"secureconnect_client_ice_failures_total",
+		"counter",
+		"Transports whose ICE failed on the client (signaling reportIceFailure); relay: the client had TURN servers.",
+		[
+			{ labels: { relay: "true" }, value: ice.relay },
+			{ labels: { relay: "false" }, value: ice.direct },
+		],
+	);
 }
 
 /** The whole /metrics body. */
@@ -279,6 +340,7 @@ export function renderMetrics(sources: MetricsSources): string {
 	out.metric(`${PREFIX}webhook_failures_total`, "counter", "Failed event deliveries (retried).", reporter.failures);
 	out.metric(`${PREFIX}heartbeats_total`, "counter", "Heartbeats the api accepted.", reporter.heartbeats);
 	out.metric(`${PREFIX}heartbeat_failures_total`, "counter", "Heartbeats that failed.", reporter.heartbeatFailures);
+	renderTurnMetrics(out, sources.turn?.() ?? []);
 	out.metric("process_cpu_user_seconds_total", "counter", "User CPU time of the Node process.", cpu.user / 1e6);
 	out.metric("process_cpu_system_seconds_total", "counter", "System CPU time of the Node process.", cpu.system / 1e6);
 	out.metric(

@@ -3,58 +3,29 @@
 // signed heartbeats and events, the api's end-call request, graceful drain.
 // Media itself flows in media.test.ts.
 
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { RTC_CLOSE_CODES } from "../../protocol/src/signaling.ts";
 import { signedHeaders } from "./signing.ts";
 import {
 	callToken,
-	FakeApi,
 	SignalingClient,
-	type SigningKey,
 	signingKey,
-	startNode,
 	TEST_NODE_ID,
 	TEST_SECRET,
 	type TestNode,
 	type TokenInput,
 	waitFor,
 } from "./testing/fixtures.ts";
+import { nodeHarness } from "./testing/harness.ts";
 
 const CALL = "call_aaaaaaaaaaaaaaaa";
 
-let api: FakeApi;
-let key: SigningKey;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeEach(async () => {
-	api = await FakeApi.start();
-	key = await signingKey("kid-1");
-	api.keys.push(key);
-	cleanups.push(() => api.close());
-});
-
-afterEach(async () => {
-	for (const cleanup of cleanups.splice(0).reverse()) {
-		await cleanup();
-	}
-});
-
-async function node(env: Record<string, string> = {}): Promise<TestNode> {
-	const started = await startNode({
-		API_URL: api.url,
-		MEDIA_NODE_SECRET: TEST_SECRET,
-		MEDIA_HEARTBEAT_MS: "60000",
-		...env,
-	});
-
-	cleanups.push(() => started.node.close());
-
-	return started;
-}
+const harness = nodeHarness();
+const { node } = harness;
 
 function token(userId: string, overrides: Partial<TokenInput> = {}): Promise<string> {
-	return callToken({ key, issuer: api.url, userId, callId: CALL, ...overrides });
+	return callToken({ key: harness.key, issuer: harness.api.url, userId, callId: CALL, ...overrides });
 }
 
 async function connect(
@@ -65,7 +36,7 @@ async function connect(
 ): Promise<SignalingClient> {
 	const client = await SignalingClient.open(target.url, await token(userId, overrides), { auth });
 
-	cleanups.push(() => client.close());
+	harness.defer(() => client.close());
 	await client.notification("ready");
 
 	return client;
@@ -100,7 +71,7 @@ describe("admission", () => {
 		const raw = await token("usr_alice");
 		const client = await SignalingClient.open(target.url, raw);
 
-		cleanups.push(() => client.close());
+		harness.defer(() => client.close());
 		expect(client.ws.protocol).toBe("secureconnect.v1");
 
 		const ready = await client.notification("ready");
@@ -125,7 +96,7 @@ describe("admission", () => {
 		// The api's request id (claim rid) follows the socket into the logs.
 		const traced = await SignalingClient.open(target.url, await token("usr_dave", { extra: { rid: "req-from-api" } }));
 
-		cleanups.push(() => traced.close());
+		harness.defer(() => traced.close());
 		await traced.notification("ready");
 		expect(target.logs.find((l) => l.msg === "socket admitted" && l.userId === "usr_dave")).toMatchObject({
 			requestId: "req-from-api",
@@ -145,13 +116,13 @@ describe("admission", () => {
 		const raw = await token("usr_bob");
 		const echo = await SignalingClient.open(target.url, raw, { protocols: [`bearer.${raw}`] });
 
-		cleanups.push(() => echo.close());
+		harness.defer(() => echo.close());
 		expect(echo.ws.protocol).toBe(`bearer.${raw}`);
 		await echo.notification("ready");
 
 		const framed = await SignalingClient.open(target.url, await token("usr_carol"), { auth: "frame" });
 
-		cleanups.push(() => framed.close());
+		harness.defer(() => framed.close());
 		expect(await framed.notification("ready")).toMatchObject({ peerId: "usr_carol" });
 	});
 
@@ -337,7 +308,7 @@ describe("participants", () => {
 		await bob.client.request("leave", {});
 		await waitFor(() => target.node.rooms.size === 0, { what: "room closed" });
 
-		const events = await waitFor(() => (api.events().length >= 6 ? api.events() : undefined), {
+		const events = await waitFor(() => (harness.api.events().length >= 6 ? harness.api.events() : undefined), {
 			what: "6 events",
 		});
 
@@ -350,12 +321,12 @@ describe("participants", () => {
 			["call.ended", undefined],
 		]);
 
-		for (const event of api.events()) {
+		for (const event of harness.api.events()) {
 			expect(event).toMatchObject({ id: expect.any(String), callId: CALL, at: expect.any(String) });
 			expect(Number.isNaN(Date.parse(event.at))).toBe(false);
 		}
 
-		const requests = api.received.filter((r) => r.path === "/internal/media-nodes/events");
+		const requests = harness.api.received.filter((r) => r.path === "/internal/media-nodes/events");
 
 		for (const request of requests) {
 			expect(request.signatureOk).toBe(true);
@@ -372,7 +343,8 @@ describe("operations", () => {
 		await joined(target, "usr_alice");
 
 		const beat = await waitFor(
-			() => api.heartbeats().find((h) => (h.body as { load: { peers: number } }).load.peers === 1 && h.signatureOk),
+			() =>
+				harness.api.heartbeats().find((h) => (h.body as { load: { peers: number } }).load.peers === 1 && h.signatureOk),
 			{ what: "heartbeat with one peer" },
 		);
 
@@ -459,7 +431,7 @@ describe("operations", () => {
 		expect(Date.parse(notice.deadline)).toBeGreaterThan(Date.now());
 		await bob.client.notification("nodeDraining");
 
-		const beat = await waitFor(() => api.heartbeats().find((h) => (h.body as { draining: boolean }).draining), {
+		const beat = await waitFor(() => harness.api.heartbeats().find((h) => (h.body as { draining: boolean }).draining), {
 			what: "draining heartbeat",
 		});
 
@@ -474,7 +446,7 @@ describe("operations", () => {
 		await bob.client.request("leave", {});
 		await drained;
 
-		expect(api.events().map((e) => e.type)).toContain("call.ended");
+		expect(harness.api.events().map((e) => e.type)).toContain("call.ended");
 		expect(target.node.pool.closed).toBe(true);
 	});
 
@@ -487,7 +459,7 @@ describe("operations", () => {
 		expect(alice.client.notifications("nodeDraining")).toHaveLength(1);
 		expect(await alice.client.notification("callEnded")).toEqual({ reason: "node-shutdown" });
 		expect(await alice.client.closed).toMatchObject({ code: RTC_CLOSE_CODES.GOING_AWAY });
-		expect(api.events().map((e) => e.type)).toEqual([
+		expect(harness.api.events().map((e) => e.type)).toEqual([
 			"call.started",
 			"participant.joined",
 			"participant.left",

@@ -13,12 +13,20 @@ export const IceServer = z.object({
 });
 export type IceServer = z.infer<typeof IceServer>;
 
+/**
+ * Whether `iceServers` carries TURN relays: "ok" when it does; "not_configured" when the
+ * api has no TURN_URLS/TURN_SECRET; "unavailable" when TURN is configured but the media
+ * nodes' probes find every TURN server down (no TURN entries then). Without TURN, clients
+ * rely on STUN/host candidates.
+ */
+export const TurnStatus = z.enum(["ok", "not_configured", "unavailable"]);
+export type TurnStatus = z.infer<typeof TurnStatus>;
+
 export const TurnCredentials = z
 	.object({
 		iceServers: z.array(IceServer),
 		ttl: z.number().int(),
-		/** "ok" when TURN relays are offered; otherwise clients rely on STUN/host candidates. */
-		turn: z.enum(["ok", "not_configured"]),
+		turn: TurnStatus,
 	})
 	.meta({ id: "TurnCredentials" });
 
@@ -44,11 +52,42 @@ export const JoinInfo = z
 		url: z.string(),
 		token: z.string(),
 		iceServers: z.array(IceServer),
-		turn: z.enum(["ok", "not_configured"]),
+		turn: TurnStatus,
 	})
 	.meta({ id: "JoinInfo" });
 
 export const StartCallRequest = z.object({ conversationId: ConversationId, media: CallMedia });
+
+/** The reasons a TURN probe gives for a failed allocation (metric label values). */
+export const TURN_PROBE_FAILURE_REASONS = [
+	"timeout",
+	"refused",
+	"unreachable",
+	"dns",
+	"tls",
+	"unauthorized",
+	"quota",
+	"capacity",
+	"rejected",
+	"bad_response",
+] as const;
+
+/** A media node's latest TURN Allocate probe of each TURN URL it is configured with. */
+export const NodeTurnReport = z.object({
+	servers: z
+		.array(
+			z.object({
+				url: z.string().max(512),
+				/** The last Allocate succeeded (401 challenge, authenticated Allocate, Refresh 0). */
+				up: z.boolean(),
+				/** Why it failed (one of TURN_PROBE_FAILURE_REASONS); absent when up. */
+				reason: z.string().max(64).optional(),
+				checkedAt: z.iso.datetime(),
+			}),
+		)
+		.max(32),
+});
+export type NodeTurnReport = z.infer<typeof NodeTurnReport>;
 
 /** Signed media node → api heartbeat. */
 export const NodeHeartbeat = z.object({
@@ -58,6 +97,8 @@ export const NodeHeartbeat = z.object({
 	capacity: z.number().int().min(0),
 	load: z.object({ calls: z.number().int().min(0), peers: z.number().int().min(0) }).loose(),
 	draining: z.boolean(),
+	/** Absent when the node probes no TURN server (older nodes, or TURN_URLS/TURN_SECRET unset on it). */
+	turn: NodeTurnReport.optional(),
 });
 export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;
 

@@ -10,3 +10,4 @@ export * from "./notifications.ts";
 export * from "./realtime.ts";
 export * from "./service.ts";
 export * from "./signaling.ts";
+export * from "./turn.ts";

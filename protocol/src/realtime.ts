@@ -92,11 +92,14 @@ export const ServerFrame = z.discriminatedUnion("type", [
 	z.object({ type: z.literal("keys_low"), deviceId: DeviceId, count: z.number().int() }),
 	z.object({
 		type: z.literal("call"),
-		event: z.enum(["ring", "joined", "declined", "busy", "left", "ended", "missed"]),
+		/** `moved`: the call's media node died and the api placed the call on another one. */
+		event: z.enum(["ring", "joined", "declined", "busy", "left", "ended", "missed", "moved"]),
 		callId: z.string(),
 		conversationId: ConversationId,
 		userId: UserId,
 		media: z.enum(["audio", "video"]).optional(),
+		/** With `moved`: the node the call runs on now; POST /v1/calls/{id}/join answers its url and a token. */
+		nodeId: z.string().max(64).optional(),
 	}),
 	z.object({
 		type: z.literal("welcome"),

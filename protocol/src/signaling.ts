@@ -317,6 +317,15 @@ export const RTC_REQUESTS = {
 		response: Empty,
 	},
 	requestConsumerKeyFrame: { request: ConsumerRef, response: Empty },
+	/**
+	 * The client's side of a transport reached ICE/connection state `failed`.
+	 * `relay` says whether the client had TURN servers to use (its `iceServers`
+	 * held a `turn:`/`turns:` URL), so relay failures can be told apart from
+	 * STUN/host-only ones. The node counts it in
+	 * `secureconnect_client_ice_failures_total{relay}`, once per transport until
+	 * its next `restartIce`.
+	 */
+	reportIceFailure: { request: z.object({ transportId: EntityId, relay: z.boolean() }), response: Empty },
 } as const satisfies Record<string, { request: z.ZodType; response: z.ZodType }>;
 
 export type RtcMethod = keyof typeof RTC_REQUESTS;

@@ -1,5 +1,5 @@
 // coturn on loopback for local calls, with the same TURN REST secret the api mints credentials from.
-import { execFileSync } from "node:child_process";
+import { execFileSync, type SpawnOptions } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Managed, start } from "./processes.ts";
@@ -18,7 +18,14 @@ export function findTurnserver(): string | undefined {
 	return undefined;
 }
 
-export function startCoturn(binary: string, secret: string, stateDir: string, port = TURN_PORT): Managed {
+/** `spawnOptions` go to the child (e.g. `stdio: "ignore"` keeps its log out of a test's output). */
+export function startCoturn(
+	binary: string,
+	secret: string,
+	stateDir: string,
+	port = TURN_PORT,
+	spawnOptions: SpawnOptions = {},
+): Managed {
 	mkdirSync(stateDir, { recursive: true });
 	const configPath = join(stateDir, "turnserver.conf");
 	writeFileSync(
@@ -45,5 +52,5 @@ export function startCoturn(binary: string, secret: string, stateDir: string, po
 		].join("\n"),
 		{ mode: 0o600 },
 	);
-	return start("coturn", binary, ["-c", configPath]);
+	return start("coturn", binary, ["-c", configPath], spawnOptions);
 }

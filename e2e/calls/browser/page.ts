@@ -1,7 +1,7 @@
 // The call test page: one CallSession from the SDK, a tile per remote
 // participant (video + audio), and `globalThis.e2e` for the Node driver.
 import { CallError, CallSession, type RemoteTrack } from "../../../sdk/src/index.ts";
-import type { E2eApi, JoinParams, JoinResult, PageStats } from "../types.ts";
+import type { E2eApi, JoinParams, JoinResult, PageStats, RejoinAnswer } from "../types.ts";
 
 let session: CallSession | undefined;
 const log: string[] = [];
@@ -36,8 +36,11 @@ function attach(remote: RemoteTrack): void {
 
 async function join(params: JoinParams): Promise<JoinResult> {
 	try {
+		const { rejoin, ...join } = params;
+		const driver = globalThis as unknown as { e2eRejoin?: () => Promise<RejoinAnswer> };
 		session = await CallSession.join({
-			...params,
+			...join,
+			...(rejoin && driver.e2eRejoin && { rejoin: driver.e2eRejoin }),
 			publish: { audio: true, video: { width: 320, height: 240, frameRate: 15 } },
 			simulcast: [
 				{ scaleResolutionDownBy: 2, maxBitrate: 100_000 },
@@ -69,6 +72,8 @@ async function join(params: JoinParams): Promise<JoinResult> {
 				iceError: ({ direction, errorCode }) => log.push(`iceError ${direction} ${errorCode}`),
 				connectionStateChanged: ({ direction, state }) => log.push(`connection ${direction} ${state}`),
 				ended: ({ reason }) => log.push(`ended ${reason}`),
+				reconnecting: ({ reason }) => log.push(`reconnecting ${reason}`),
+				reconnected: ({ url, moved, resumed }) => log.push(`reconnected ${url} moved=${moved} resumed=${resumed}`),
 			},
 		});
 		status.textContent = `${params.displayName} in call ${session.callId}`;
@@ -103,5 +108,6 @@ const api: E2eApi = {
 	setMicrophoneMuted: async (muted) => {
 		await session?.setMicrophoneMuted(muted);
 	},
+	url: () => session?.url,
 };
 (globalThis as unknown as { e2e: E2eApi }).e2e = api;

@@ -38,6 +38,8 @@ export type RtcNotification = {
 export interface RtcSignalingOptions {
 	/** Per request, and for `ready` after opening (default 15 s). */
 	timeoutMs?: number;
+	/** For `ready` after opening, when it should differ from `timeoutMs` (a quick reconnect attempt). */
+	openTimeoutMs?: number;
 	onNotification?: (notification: RtcNotification) => void;
 	onClose?: (error: CallError) => void;
 }
@@ -74,7 +76,7 @@ export class RtcSignaling {
 			const timer = setTimeout(() => {
 				ws.close();
 				reject(new CallError("TIMEOUT", "the media node did not admit the socket in time"));
-			}, timeoutMs);
+			}, options.openTimeoutMs ?? timeoutMs);
 			const onMessage = (event: MessageEvent) => {
 				const frame = parseFrame(event.data);
 				if (frame?.type === "error") refusal = new CallError(frame.code, frame.message);

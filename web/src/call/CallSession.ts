@@ -5,7 +5,7 @@
 // their screen share, mute and camera state.
 import type { Call, JoinInfo as JoinInfoSchema } from "@secureconnect/protocol";
 import type { z } from "zod";
-import { CallSession as MediaCall, type RemoteTrack } from "../../../sdk/src/index.ts";
+import { CallSession as MediaCall, type RemoteTrack, SecureConnectError } from "../../../sdk/src/index.ts";
 import type { Session } from "../session.ts";
 
 type JoinInfo = z.infer<typeof JoinInfoSchema>;
@@ -68,6 +68,8 @@ export class CallSession {
 			if (frame.event === "busy") this.#tell(`${who} is in another call.`);
 			if (frame.event === "missed") void this.end(`${who} didn't answer.`);
 			if (frame.event === "ended") void this.end(this.note || "The call ended.");
+			// Someone found the media server gone and the api moved the call: follow it.
+			if (frame.event === "moved") void this.#media?.reconnect();
 		});
 	}
 
@@ -132,6 +134,15 @@ export class CallSession {
 				displayName: this.session.me.displayName,
 				publish: { audio: can.audio, video: can.video ? CAMERA : false },
 				simulcast: CAMERA_ENCODINGS,
+				rejoin: async () => {
+					try {
+						const res = await this.session.request<{ join: JoinInfo }>("POST", `/v1/calls/${this.callId}/join`);
+						return res.join;
+					} catch (error) {
+						if (error instanceof SecureConnectError && (error.status === 404 || error.status === 409)) return undefined;
+						throw error;
+					}
+				},
 				on: {
 					participantJoined: ({ participant }) => {
 						this.#peer(participant.id, participant.displayName);
@@ -156,7 +167,9 @@ export class CallSession {
 					connectionStateChanged: ({ state }) => {
 						if (state === "failed") this.#tell("The media connection failed. Check your network.");
 					},
-					draining: () => this.#tell("The media server is restarting; the call may drop."),
+					draining: () => this.#tell("The media server is restarting; moving the call."),
+					reconnecting: () => this.#tell("Connection to the media server lost; reconnecting…"),
+					reconnected: ({ moved }) => this.#tell(moved ? "The call moved to another media server." : ""),
 					ended: ({ reason, error }) => {
 						if (this.#leaving) return;
 						void this.end(

@@ -19,6 +19,8 @@ export interface Env {
 	TURN_TTL_SECONDS?: string;
 	CALL_RING_SECONDS?: string;
 	MAX_CALL_PARTICIPANTS?: string;
+	/** Seconds without a heartbeat after which a media node counts as dead (default 30). */
+	MEDIA_NODE_STALE_SECONDS?: string;
 	/** JSON overrides of named rate policies, e.g. {"login-ip":{"limit":1000}}. */
 	RATE_LIMITS?: string;
 	SESSION_IDLE_DAYS?: string;

@@ -17,10 +17,12 @@ import { loadConfig } from "../../api/src/config/config.ts";
 import { openDatabase } from "../../api/src/db/client.ts";
 import { newId } from "../../api/src/lib/ids.ts";
 import { recordMessage } from "../../api/src/lib/metrics.ts";
+import { ActivityAnnouncer } from "./ActivityAnnouncer.ts";
 import { base64Bytes } from "./limits.ts";
 import { MessageLog } from "./message-log.ts";
 import { isWelcome, type MlsFraming, readFraming } from "./mls-framing.ts";
 import { type Authed, CLOSE_FORBIDDEN, SocketServer } from "./SocketServer.ts";
+import type { UserChannel } from "./UserChannel.ts";
 
 export interface SendInput {
 	senderId: string;
@@ -35,13 +37,21 @@ export interface SendInput {
 }
 
 export type SendResult =
-	| { ok: true; message: Message; duplicate: boolean }
+	| {
+			ok: true;
+			message: Message;
+			duplicate: boolean;
+			/** Settles once the members' user channels know of the message. */
+			announced?: Promise<void>;
+	  }
 	| {
 			ok: false;
 			code: "TOO_LARGE" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "STALE_EPOCH" | "INVALID";
 			message: string;
 			currentEpoch?: number;
 	  };
+
+type Refusal = Extract<SendResult, { ok: false }>;
 
 interface WelcomeRow extends Record<string, SqlStorageValue> {
 	id: string;
@@ -78,6 +88,20 @@ export class ChatRoom extends SocketServer {
 	#mls: { groupId: string; epoch: number } | undefined;
 	#lastTyping = new Map<string, number>();
 	#sendBuckets = new WeakMap<WebSocket, { tokens: number; at: number }>();
+	/** Socket sends waiting for the next turn (see #queueSend). */
+	#queuedSends: Array<{ ws: WebSocket; input: SendInput }> = [];
+	readonly #announcer = new ActivityAnnouncer({
+		members: () => this.#members.keys(),
+		online: () => new Set(this.authedSockets().map(([, info]) => info.userId)),
+		tell: async (userId, activity) => {
+			const conversationId = this.#conversationId;
+			if (conversationId) await this.#channel(userId).activity({ userId, conversationId, ...activity });
+		},
+	});
+	/** Members' user channel stubs (deriving an id hashes the name: not once per message). */
+	#channels = new Map<string, DurableObjectStub<UserChannel>>();
+	/** The presence each member was last announced with: only changes are broadcast. */
+	#announcedPresence = new Map<string, PresenceState>();
 
 	constructor(ctx: DurableObjectState, env: ConstructorParameters<typeof SocketServer>[1]) {
 		super(ctx, env);
@@ -132,6 +156,9 @@ export class ChatRoom extends SocketServer {
 		for (const userId of [...this.#members.keys()]) {
 			if (next.has(userId)) continue;
 			this.#members.delete(userId);
+			this.#channels.delete(userId);
+			this.#announcer.forget(userId);
+			this.#announcedPresence.delete(userId);
 			sql.exec("DELETE FROM members WHERE user_id = ?", userId);
 			for (const [ws] of this.authedSockets(userId)) {
 				this.fail(ws, "FORBIDDEN", "You are no longer a member of this conversation.");
@@ -154,8 +181,16 @@ export class ChatRoom extends SocketServer {
 		if (retentionSeconds) await this.scheduleAlarm(Date.now() + RETENTION_SWEEP_MS);
 	}
 
+	/** Over REST the answer waits for the user channels, so a conversation list read next is current. */
 	async send(input: SendInput): Promise<SendResult> {
-		return this.#append(input);
+		const result = this.#append(input);
+		if (!result.ok) return result;
+		if (!result.duplicate) {
+			recordMessage(this.env, { kind: result.message.kind, bytes: base64Bytes(result.message.ciphertext) });
+		}
+		const { announced, ...sent } = result;
+		await announced;
+		return sent;
 	}
 
 	async history(after: number, limit: number): Promise<HistoryPage> {
@@ -200,7 +235,7 @@ export class ChatRoom extends SocketServer {
 		for (const userId of this.#members.keys()) {
 			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId, byUser.get(userId) ?? []));
 		}
-		this.broadcast(this.#presenceFrame(info.userId), ws);
+		this.#announcePresence(info.userId, byUser.get(info.userId), ws);
 	}
 
 	protected async onFrame(ws: WebSocket, info: Authed, frame: ClientFrame): Promise<void> {
@@ -216,7 +251,7 @@ export class ChatRoom extends SocketServer {
 						frame.clientId,
 					);
 				}
-				const result = this.#append({
+				this.#queueSend(ws, {
 					senderId: info.userId,
 					senderDeviceId: frame.type === "send" ? frame.senderDeviceId : undefined,
 					welcome: frame.type === "send" ? frame.welcome : undefined,
@@ -226,17 +261,6 @@ export class ChatRoom extends SocketServer {
 					kind: frame.type === "send" ? "message" : frame.type,
 					...(frame.type !== "send" && { refSeq: frame.refSeq }),
 				});
-				if (!result.ok) {
-					const code = result.code === "INVALID" ? "BAD_FRAME" : result.code;
-					return this.sendFrame(ws, {
-						type: "error",
-						code,
-						message: result.message,
-						clientId: frame.clientId,
-						...(result.currentEpoch !== undefined && { currentEpoch: result.currentEpoch }),
-					});
-				}
-				this.sendFrame(ws, { type: "ack", clientId: frame.clientId, seq: result.message.seq });
 				return;
 			}
 			case "resume":
@@ -252,7 +276,7 @@ export class ChatRoom extends SocketServer {
 			}
 			case "presence": {
 				this.setInfo(ws, { ...info, presence: frame.state });
-				return this.broadcast(this.#presenceFrame(info.userId), ws);
+				return this.#announcePresence(info.userId, undefined, ws);
 			}
 		}
 	}
@@ -267,7 +291,7 @@ export class ChatRoom extends SocketServer {
 				info.userId,
 			);
 		}
-		this.broadcast(this.#presenceFrame(info.userId));
+		this.#announcePresence(info.userId);
 	}
 
 	protected override async onAlarm(): Promise<number | undefined> {
@@ -291,12 +315,80 @@ export class ChatRoom extends SocketServer {
 
 	// ---------------------------------------------------------------- internals
 
+	/**
+	 * Group commit: frames that arrive while the runtime is busy (a commit
+	 * flushing to disk, other frames) are stored together at the next turn of
+	 * the event loop, so one commit covers them all. Each is still acknowledged
+	 * only once that commit is durable (the output gate holds the acks).
+	 */
+	#queueSend(ws: WebSocket, input: SendInput): void {
+		this.#queuedSends.push({ ws, input });
+		if (this.#queuedSends.length === 1) setTimeout(() => this.#storeQueuedSends(), 0);
+	}
+
+	#storeQueuedSends(): void {
+		const batch = this.#queuedSends;
+		this.#queuedSends = [];
+		const stored = new Map<Message["kind"], { count: number; bytes: number }>();
+		for (const { ws, input } of batch) {
+			const result = this.#append(input);
+			if (result.ok) {
+				this.sendFrame(ws, { type: "ack", clientId: input.clientId, seq: result.message.seq });
+				if (result.duplicate) continue;
+				const totals = stored.get(result.message.kind) ?? { count: 0, bytes: 0 };
+				totals.count++;
+				totals.bytes += base64Bytes(input.ciphertext);
+				stored.set(result.message.kind, totals);
+				continue;
+			}
+			this.sendFrame(ws, {
+				type: "error",
+				code: result.code === "INVALID" ? "BAD_FRAME" : result.code,
+				message: result.message,
+				clientId: input.clientId,
+				...(result.currentEpoch !== undefined && { currentEpoch: result.currentEpoch }),
+			});
+		}
+		for (const [kind, totals] of stored) recordMessage(this.env, { kind, ...totals });
+	}
+
 	#append(input: SendInput): SendResult {
 		if (!this.#members.has(input.senderId)) return { ok: false, code: "FORBIDDEN", message: "Not a member." };
 		if (this.#frozen)
 			return { ok: false, code: "FORBIDDEN", message: "A block stands between the members of this conversation." };
-		const existing = this.#messages.byClientId(input.senderId, input.clientId);
-		if (existing) return { ok: true, message: existing, duplicate: true };
+		// A repeated clientId gets the stored message even where a first try would now be refused (an epoch
+		// since moved on, a target since deleted); the lookup runs only then, the insert itself catches the rest.
+		const checked = this.#check(input);
+		if (!checked.ok) {
+			const stored = this.#messages.byClientId(input.senderId, input.clientId);
+			return stored ? { ok: true, message: stored, duplicate: true } : checked;
+		}
+		const { framing, kind } = checked;
+		const message = this.#messages.append({
+			id: newId("message"),
+			senderId: input.senderId,
+			senderDeviceId: input.senderDeviceId ?? null,
+			clientId: input.clientId,
+			ciphertext: input.ciphertext,
+			kind,
+			refSeq: input.refSeq ?? null,
+		});
+		if (!message) {
+			const stored = this.#messages.byClientId(input.senderId, input.clientId) as Message;
+			return { ok: true, message: stored, duplicate: true };
+		}
+		if (framing && framing.contentType === "commit") this.#advanceEpoch(framing);
+		if (input.welcome && framing?.contentType === "commit") this.#routeWelcome(input.senderId, input.welcome);
+		this.#markRead(input.senderId, message.seq, false);
+		this.broadcast({ type: "message", message });
+		const announced = this.#announcer.stored(message.seq, message.senderId, input.requestId);
+		this.ctx.waitUntil(announced);
+		if (this.#retentionSeconds) void this.scheduleAlarm(Date.now() + this.#retentionSeconds * 1000);
+		return { ok: true, message, duplicate: false, announced };
+	}
+
+	/** What may be refused before anything is stored: size, MLS framing and epoch, the target of an edit or delete. */
+	#check(input: SendInput): Refusal | { ok: true; framing: MlsFraming | undefined; kind: Message["kind"] } {
 		if (base64Bytes(input.ciphertext) > this.limits.MAX_CIPHERTEXT_BYTES) {
 			return {
 				ok: false,
@@ -316,23 +408,7 @@ export class ChatRoom extends SocketServer {
 			}
 			if (target.deleted) return { ok: false, code: "CONFLICT", message: "The message was deleted." };
 		}
-		const message = this.#messages.append({
-			id: newId("message"),
-			senderId: input.senderId,
-			senderDeviceId: input.senderDeviceId ?? null,
-			clientId: input.clientId,
-			ciphertext: input.ciphertext,
-			kind,
-			refSeq: input.refSeq ?? null,
-		});
-		if (framing && framing.contentType === "commit") this.#advanceEpoch(framing);
-		if (input.welcome && framing?.contentType === "commit") this.#routeWelcome(input.senderId, input.welcome);
-		this.#markRead(input.senderId, message.seq, false);
-		this.broadcast({ type: "message", message });
-		recordMessage(this.env, { kind, bytes: base64Bytes(input.ciphertext) });
-		this.ctx.waitUntil(this.#announce(message, input.requestId));
-		if (this.#retentionSeconds) void this.scheduleAlarm(Date.now() + this.#retentionSeconds * 1000);
-		return { ok: true, message, duplicate: false };
+		return { ok: true, framing, kind };
 	}
 
 	/**
@@ -341,7 +417,7 @@ export class ChatRoom extends SocketServer {
 	 * later one for N (or older) is refused with the epoch to catch up from.
 	 * Once a group exists, everything sent must be framed for it.
 	 */
-	#orderHandshake(framing: MlsFraming | undefined, input: SendInput): SendResult | undefined {
+	#orderHandshake(framing: MlsFraming | undefined, input: SendInput): Refusal | undefined {
 		const mls = this.#mls;
 		if (!framing) {
 			if (mls && (input.kind ?? "message") === "message") {
@@ -405,7 +481,7 @@ export class ChatRoom extends SocketServer {
 				Promise.allSettled(
 					[...this.#members.keys()]
 						.filter((userId) => userId !== senderId)
-						.map((userId) => this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId)).notify(userId, frame)),
+						.map((userId) => this.#channel(userId).notify(userId, frame)),
 				),
 			);
 		}
@@ -468,24 +544,6 @@ export class ChatRoom extends SocketServer {
 		return { groupId: this.#mls?.groupId ?? null, epoch: this.#mls?.epoch ?? 0 };
 	}
 
-	/** Tells each member's user channel (one socket per device for all conversations). */
-	async #announce(message: Message, requestId: string | undefined): Promise<void> {
-		const conversationId = this.#conversationId;
-		if (!conversationId) return;
-		await Promise.allSettled(
-			[...this.#members.keys()].map((userId) =>
-				this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId)).activity({
-					userId,
-					conversationId,
-					lastSeq: message.seq,
-					senderId: message.senderId,
-					onlineHere: this.authedSockets(userId).length > 0,
-					requestId,
-				}),
-			),
-		);
-	}
-
 	#markRead(userId: string, seq: number, announce = true): void {
 		const member = this.#members.get(userId);
 		const bounded = Math.min(seq, this.#messages.lastSeq);
@@ -497,7 +555,7 @@ export class ChatRoom extends SocketServer {
 		const conversationId = this.#conversationId;
 		if (conversationId) {
 			this.ctx.waitUntil(
-				this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId))
+				this.#channel(userId)
 					.read(userId, conversationId, bounded)
 					.catch(() => {}),
 			);
@@ -515,6 +573,23 @@ export class ChatRoom extends SocketServer {
 			if (!page.hasMore) break;
 		}
 		this.sendFrame(ws, { type: "resumed", fromSeq: from, toSeq: cursor });
+	}
+
+	/** Broadcasts a member's presence when it differs from what was last announced (a second tab changes nothing). */
+	#announcePresence(userId: string, sockets?: Authed[], except?: WebSocket): void {
+		const frame = this.#presenceFrame(userId, sockets);
+		if (this.#announcedPresence.get(userId) === frame.state) return;
+		this.#announcedPresence.set(userId, frame.state);
+		this.broadcast(frame, except);
+	}
+
+	#channel(userId: string): DurableObjectStub<UserChannel> {
+		let stub = this.#channels.get(userId);
+		if (!stub) {
+			stub = this.env.USER_CHANNEL.get(this.env.USER_CHANNEL.idFromName(userId));
+			this.#channels.set(userId, stub);
+		}
+		return stub;
 	}
 
 	#presenceFrame(userId: string, sockets: Authed[] = this.authedSockets(userId).map(([, info]) => info)) {

@@ -30,6 +30,13 @@ export const CLOSE_TOO_MANY = 4029;
 /** Sockets whose session was revoked are closed within this long (the user channel: at once). */
 export const SESSION_RECHECK_MS = 60_000;
 
+/**
+ * A socket's attachment is rewritten on activity at most this often: it only
+ * feeds the idle check, which allows seconds of slack, and serializing it on
+ * every frame costs more than the frame itself.
+ */
+const ATTACHMENT_REFRESH_MS = 5_000;
+
 const PING = '{"type":"ping"}';
 const PONG = '{"type":"pong"}';
 
@@ -50,6 +57,11 @@ export type Authed = SocketInfo & { authed: true };
 export abstract class SocketServer extends DurableObject<Env> {
 	protected readonly limits: RealtimeLimits;
 	protected readonly log: Logger;
+	/** Attachments read back since the object last woke: broadcasts must not deserialize each socket's. */
+	#infos = new WeakMap<WebSocket, SocketInfo>();
+	/** When each socket's attachment was last written with its lastActive. */
+	#stored = new WeakMap<WebSocket, number>();
+	#byUser: Map<string, Set<WebSocket>> | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -70,18 +82,56 @@ export abstract class SocketServer extends DurableObject<Env> {
 	}
 
 	info(ws: WebSocket): SocketInfo | undefined {
-		return (ws.deserializeAttachment() as SocketInfo | null) ?? undefined;
+		const cached = this.#infos.get(ws);
+		if (cached) return cached;
+		const info = (ws.deserializeAttachment() as SocketInfo | null) ?? undefined;
+		if (info) {
+			this.#infos.set(ws, info);
+			this.#stored.set(ws, info.lastActive);
+		}
+		return info;
 	}
 
 	protected setInfo(ws: WebSocket, info: SocketInfo): void {
+		const previous = this.#infos.get(ws);
 		ws.serializeAttachment(info);
+		this.#infos.set(ws, info);
+		this.#stored.set(ws, info.lastActive);
+		if (!this.#byUser) return;
+		if (previous) this.#byUser.get(previous.userId)?.delete(ws);
+		if (info.authed) this.#byUser.set(info.userId, (this.#byUser.get(info.userId) ?? new Set()).add(ws));
+	}
+
+	/**
+	 * Authenticated sockets by user: built from the runtime's list once per
+	 * wake, then kept by setInfo, so a broadcast or a socket count costs no
+	 * walk over every socket's attachment.
+	 */
+	#sockets(): Map<string, Set<WebSocket>> {
+		if (!this.#byUser) {
+			const byUser = new Map<string, Set<WebSocket>>();
+			for (const ws of this.ctx.getWebSockets()) {
+				const info = this.info(ws);
+				if (info?.authed) byUser.set(info.userId, (byUser.get(info.userId) ?? new Set()).add(ws));
+			}
+			this.#byUser = byUser;
+		}
+		return this.#byUser;
 	}
 
 	protected authedSockets(userId?: string): Array<[WebSocket, Authed]> {
 		const out: Array<[WebSocket, Authed]> = [];
-		for (const ws of this.ctx.getWebSockets()) {
-			const info = this.info(ws);
-			if (info?.authed && (userId === undefined || info.userId === userId)) out.push([ws, info as Authed]);
+		const byUser = this.#sockets();
+		const groups = userId === undefined ? byUser.values() : [byUser.get(userId) ?? new Set<WebSocket>()];
+		for (const sockets of groups) {
+			for (const ws of sockets) {
+				const info = this.info(ws);
+				if (ws.readyState === WebSocket.CLOSED || !info?.authed) {
+					sockets.delete(ws);
+					continue;
+				}
+				out.push([ws, info as Authed]);
+			}
 		}
 		return out;
 	}
@@ -187,7 +237,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 			}
 			return this.#authenticateFrame(ws, info, parsed.token);
 		}
-		this.setInfo(ws, info);
+		if (info.lastActive - (this.#stored.get(ws) ?? 0) >= ATTACHMENT_REFRESH_MS) this.setInfo(ws, info);
 		if (parsed.type === "ping") return this.sendFrame(ws, { type: "pong" });
 		if (parsed.type === "auth") return;
 		await this.onFrame(ws, info as Authed, parsed);
@@ -242,7 +292,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 	async #disconnected(ws: WebSocket): Promise<void> {
 		const info = this.info(ws);
 		// Mark it so socket lists taken from now on skip it.
-		ws.serializeAttachment({ ...info, authed: false });
+		this.setInfo(ws, { ...(info as SocketInfo), authed: false });
 		if (info) {
 			const sockets = Math.max(0, this.ctx.getWebSockets().length - 1);
 			this.log.debug("socket closed", { requestId: info.requestId, durationMs: Date.now() - info.connectedAt });

@@ -7,12 +7,16 @@ export interface ActivityInput {
 	userId: string;
 	conversationId: string;
 	lastSeq: number;
-	senderId: string;
+	/** The latest of those messages this user sent (their own messages count as read). */
+	ownSeq?: number | undefined;
 	/** The user has a socket on that conversation right now. */
 	onlineHere: boolean;
 	/** The request that stored the message: the push job keeps it for tracing. */
 	requestId?: string | undefined;
 }
+
+/** How long, on average, a changed cursor waits in memory before it is written (see #store). */
+export const CURSOR_WRITE_MS = 2_000;
 
 interface Cursor extends Record<string, SqlStorageValue> {
 	conversation_id: string;
@@ -28,6 +32,10 @@ interface Cursor extends Record<string, SqlStorageValue> {
  */
 export class UserChannel extends SocketServer {
 	#userId: string | undefined;
+	/** Cursors read since the object woke (a busy conversation reports many times a second). */
+	#cursors = new Map<string, Cursor>();
+	/** Conversations whose cursor changed since it was last written. */
+	#unwritten = new Set<string>();
 
 	constructor(ctx: DurableObjectState, env: ConstructorParameters<typeof SocketServer>[1]) {
 		super(ctx, env);
@@ -46,24 +54,46 @@ export class UserChannel extends SocketServer {
 	}
 
 	#cursor(conversationId: string): Cursor {
-		return (
-			this.ctx.storage.sql
-				.exec<Cursor>("SELECT * FROM cursors WHERE conversation_id = ?", conversationId)
-				.toArray()[0] ?? {
-				conversation_id: conversationId,
-				last_seq: 0,
-				last_read: 0,
-			}
-		);
+		const cached = this.#cursors.get(conversationId);
+		if (cached) return { ...cached };
+		const stored = this.ctx.storage.sql
+			.exec<Cursor>("SELECT * FROM cursors WHERE conversation_id = ?", conversationId)
+			.toArray()[0] ?? {
+			conversation_id: conversationId,
+			last_seq: 0,
+			last_read: 0,
+		};
+		this.#cursors.set(conversationId, stored);
+		return { ...stored };
 	}
 
+	/**
+	 * Cursors are answered from memory at once and written behind, all changed
+	 * ones together, 1 to 3 s (CURSOR_WRITE_MS ± 50 %) after the first change:
+	 * each write is a commit, and a busy conversation reports to every member
+	 * several times a second. They are a cache (the room holds each member's
+	 * read position): a crash loses at most that much of a lastSeq, which the
+	 * conversation's next message restores.
+	 */
 	#store(cursor: Cursor): void {
-		this.ctx.storage.sql.exec(
-			"INSERT OR REPLACE INTO cursors (conversation_id, last_seq, last_read) VALUES (?, ?, ?)",
-			cursor.conversation_id,
-			cursor.last_seq,
-			cursor.last_read,
-		);
+		this.#cursors.set(cursor.conversation_id, cursor);
+		this.#unwritten.add(cursor.conversation_id);
+		// Jittered: a busy room reports to all its members at once, and their writes should not land together.
+		if (this.#unwritten.size === 1) setTimeout(() => this.#writeCursors(), CURSOR_WRITE_MS * (0.5 + Math.random()));
+	}
+
+	#writeCursors(): void {
+		for (const id of this.#unwritten) {
+			const cursor = this.#cursors.get(id);
+			if (!cursor) continue;
+			this.ctx.storage.sql.exec(
+				"INSERT OR REPLACE INTO cursors (conversation_id, last_seq, last_read) VALUES (?, ?, ?)",
+				cursor.conversation_id,
+				cursor.last_seq,
+				cursor.last_read,
+			);
+		}
+		this.#unwritten.clear();
 	}
 
 	// ---------------------------------------------------------------- RPC
@@ -72,8 +102,9 @@ export class UserChannel extends SocketServer {
 		this.#remember(input.userId);
 		const cursor = this.#cursor(input.conversationId);
 		cursor.last_seq = Math.max(cursor.last_seq, input.lastSeq);
-		const own = input.senderId === this.#userId;
-		if (own) cursor.last_read = Math.max(cursor.last_read, input.lastSeq);
+		if (input.ownSeq !== undefined) cursor.last_read = Math.max(cursor.last_read, input.ownSeq);
+		// Only the user's own messages since the last report: nothing to push.
+		const own = input.ownSeq === input.lastSeq;
 		this.#store(cursor);
 		this.broadcast({
 			type: "activity",
@@ -128,6 +159,8 @@ export class UserChannel extends SocketServer {
 
 	async forget(conversationId: string): Promise<void> {
 		this.ctx.storage.sql.exec("DELETE FROM cursors WHERE conversation_id = ?", conversationId);
+		this.#cursors.delete(conversationId);
+		this.#unwritten.delete(conversationId);
 	}
 
 	// ---------------------------------------------------------------- sockets

@@ -81,11 +81,14 @@ export class MessageLog {
 		return row ? toMessage(row) : undefined;
 	}
 
-	/** Appends with the next sequence number; an edit or delete also updates the message it refers to. */
-	append(entry: NewEntry, now = Date.now()): Message {
+	/**
+	 * Appends with the next sequence number; an edit or delete also updates the
+	 * message it refers to. Undefined when the sender already used this clientId.
+	 */
+	append(entry: NewEntry, now = Date.now()): Message | undefined {
 		const seq = this.#lastSeq + 1;
-		this.#sql.exec(
-			"INSERT INTO messages (seq, id, sender_id, sender_device_id, client_id, ciphertext, sent_at, kind, ref_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		const inserted = this.#sql.exec(
+			"INSERT INTO messages (seq, id, sender_id, sender_device_id, client_id, ciphertext, sent_at, kind, ref_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, client_id) DO NOTHING",
 			seq,
 			entry.id,
 			entry.senderId,
@@ -95,7 +98,8 @@ export class MessageLog {
 			now,
 			entry.kind,
 			entry.refSeq,
-		);
+		).rowsWritten;
+		if (inserted === 0) return undefined;
 		if (entry.kind === "edit" && entry.refSeq !== null) {
 			this.#sql.exec(
 				"UPDATE messages SET ciphertext = ?, edited_at = ? WHERE seq = ?",
@@ -108,7 +112,19 @@ export class MessageLog {
 			this.#sql.exec("UPDATE messages SET ciphertext = '', deleted = 1 WHERE seq = ?", entry.refSeq);
 		}
 		this.#lastSeq = seq;
-		return this.get(seq) as Message;
+		return {
+			seq,
+			id: entry.id,
+			senderId: entry.senderId as Message["senderId"],
+			senderDeviceId: entry.senderDeviceId as Message["senderDeviceId"],
+			clientId: entry.clientId,
+			ciphertext: entry.ciphertext,
+			sentAt: new Date(now).toISOString(),
+			kind: entry.kind,
+			refSeq: entry.refSeq,
+			deleted: false,
+			editedAt: null,
+		};
 	}
 
 	/** Messages with seq > after, in order. */

@@ -13,7 +13,9 @@ const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart
 function bytesOf(base64: string): Uint8Array | undefined {
 	try {
 		const binary = atob(base64);
-		return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+		const bytes = new Uint8Array(binary.length);
+		for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+		return bytes;
 	} catch {
 		return undefined;
 	}

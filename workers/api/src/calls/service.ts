@@ -1,7 +1,7 @@
 // The call lifecycle lives in Postgres; ringing and state changes travel over
 // the members' user channels (and push), media flows through a media node.
 import type { Call, ConversationId, ServerFrame, UserId } from "@secureconnect/protocol";
-import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, ne, sql } from "drizzle-orm";
 import type { Config } from "../config/config.ts";
 import { notifyUsers } from "../conversations/service.ts";
 import type { Database } from "../db/client.ts";
@@ -9,10 +9,18 @@ import { callParticipants, calls, mediaNodes } from "../db/schema/index.ts";
 import type { Env } from "../env.ts";
 import { ApiError } from "../lib/api-error.ts";
 
-/** A node whose last heartbeat is older than this is not given new calls. */
-export const NODE_STALE_MS = 30_000;
+/**
+ * Default of MEDIA_NODE_STALE_SECONDS: a node whose last heartbeat is older
+ * than this (three missed beats at the media node's default 10 s) is dead: it
+ * gets no new calls, and the next join of each of its calls moves the call.
+ */
+export const DEFAULT_NODE_STALE_SECONDS = 30;
+/** The default threshold in milliseconds (the configured one is `config.calls.nodeStaleSeconds`). */
+export const NODE_STALE_MS = DEFAULT_NODE_STALE_SECONDS * 1000;
 export const DEFAULT_RING_SECONDS = 45;
 export const DEFAULT_MAX_CALL_PARTICIPANTS = 100;
+/** Retry-After (seconds) when no media node can take a call. */
+const NO_NODE_RETRY_AFTER = 5;
 
 type CallRow = typeof calls.$inferSelect;
 
@@ -21,23 +29,44 @@ export interface PickedNode {
 	url: string;
 }
 
+const staleMsOf = (config: Config) => config.calls.nodeStaleSeconds * 1000;
+
+export interface PickOptions {
+	/** Never this node (the one a call is leaving). */
+	exclude?: string;
+	/** Fall back to MEDIA_NODE_URL when no node has registered (default true; a call leaving a dead node does not). */
+	fallback?: boolean;
+	now?: number;
+}
+
 /** The least-loaded healthy node; in development, MEDIA_NODE_URL before any node has registered. */
-export async function pickNode(db: Database, config: Config): Promise<PickedNode> {
+export async function pickNode(db: Database, config: Config, options: PickOptions = {}): Promise<PickedNode> {
+	const now = options.now ?? Date.now();
 	const [node] = await db
 		.select({ id: mediaNodes.id, url: mediaNodes.url })
 		.from(mediaNodes)
 		.where(
 			and(
-				gt(mediaNodes.lastHeartbeatAt, new Date(Date.now() - NODE_STALE_MS)),
+				gt(mediaNodes.lastHeartbeatAt, new Date(now - staleMsOf(config))),
 				eq(mediaNodes.draining, 0),
 				sql`${mediaNodes.peers} < ${mediaNodes.capacity}`,
+				options.exclude === undefined ? undefined : ne(mediaNodes.id, options.exclude),
 			),
 		)
 		.orderBy(asc(sql`${mediaNodes.peers}::float / greatest(${mediaNodes.capacity}, 1)`), asc(mediaNodes.calls))
 		.limit(1);
 	if (node) return node;
-	if (config.mediaNodeUrl) return { id: "static", url: staticNodeUrl(config.mediaNodeUrl) };
-	throw new ApiError(503, "SERVICE_UNAVAILABLE", "No media node is available; try again shortly.", { retryAfter: 10 });
+	if (options.fallback !== false && config.mediaNodeUrl) {
+		return { id: "static", url: staticNodeUrl(config.mediaNodeUrl) };
+	}
+	throw new ApiError(
+		503,
+		"SERVICE_UNAVAILABLE",
+		options.exclude === undefined
+			? "No media node is available; try again shortly."
+			: "The call's media node is down and no other media node is available; try again shortly.",
+		{ retryAfter: NO_NODE_RETRY_AFTER },
+	);
 }
 
 export function staticNodeUrl(mediaNodeUrl: string): string {
@@ -49,6 +78,84 @@ export async function nodeUrlOf(db: Database, config: Config, nodeId: string): P
 	const [node] = await db.select({ url: mediaNodes.url }).from(mediaNodes).where(eq(mediaNodes.id, nodeId));
 	if (!node) throw new ApiError(503, "SERVICE_UNAVAILABLE", "The call's media node is gone.", { retryAfter: 10 });
 	return node.url;
+}
+
+/**
+ * Whether a node can carry its calls: registered, beating within the stale
+ * threshold and not draining. A full node still carries the calls it has;
+ * "static" (MEDIA_NODE_URL, no heartbeats) is taken on trust.
+ */
+export async function nodeHealth(
+	db: Database,
+	config: Config,
+	nodeId: string,
+	now = Date.now(),
+): Promise<{ url: string; alive: boolean } | undefined> {
+	if (nodeId === "static") {
+		return config.mediaNodeUrl ? { url: staticNodeUrl(config.mediaNodeUrl), alive: true } : undefined;
+	}
+	const [node] = await db
+		.select({ url: mediaNodes.url, lastHeartbeatAt: mediaNodes.lastHeartbeatAt, draining: mediaNodes.draining })
+		.from(mediaNodes)
+		.where(eq(mediaNodes.id, nodeId));
+	if (!node) return undefined;
+	return {
+		url: node.url,
+		alive: node.draining === 0 && node.lastHeartbeatAt.getTime() > now - staleMsOf(config),
+	};
+}
+
+/**
+ * Re-pins a live call from `from` to `to` with one conditional UPDATE: of two
+ * requests moving the same call at once, only the first changes the row; the
+ * other learns where the call is now. Answers the node the call is on.
+ */
+export async function moveCall(
+	db: Database,
+	callId: string,
+	from: string,
+	to: string,
+): Promise<{ nodeId: string; moved: boolean } | undefined> {
+	const [moved] = await db
+		.update(calls)
+		.set({ nodeId: to })
+		.where(and(eq(calls.id, callId), eq(calls.nodeId, from), inArray(calls.state, ["ringing", "active"])))
+		.returning({ nodeId: calls.nodeId });
+	if (moved) return { nodeId: moved.nodeId, moved: true };
+	const [row] = await db
+		.select({ nodeId: calls.nodeId })
+		.from(calls)
+		.where(and(eq(calls.id, callId), inArray(calls.state, ["ringing", "active"])));
+	return row ? { nodeId: row.nodeId, moved: false } : undefined;
+}
+
+/**
+ * The node to join a call on: its pinned node while that node is alive;
+ * otherwise (stale heartbeats, draining, unregistered) the least-loaded
+ * healthy node, to which the call moves (`movedFrom` says from where). Two
+ * participants arriving at once land on the same node. 503 when no node can
+ * take the call, 409 when the call ended meanwhile.
+ */
+export async function liveNodeFor(
+	db: Database,
+	config: Config,
+	callId: string,
+	nodeId: string,
+	now = Date.now(),
+): Promise<PickedNode & { movedFrom?: string }> {
+	let current = nodeId;
+	for (let attempt = 0; attempt < 3; attempt++) {
+		const health = await nodeHealth(db, config, current, now);
+		if (health?.alive) return { id: current, url: health.url };
+		const next = await pickNode(db, config, { exclude: current, fallback: false, now });
+		const result = await moveCall(db, callId, current, next.id);
+		if (!result) throw new ApiError(409, "CONFLICT", "The call is over.");
+		if (result.moved) return { ...next, movedFrom: current };
+		current = result.nodeId;
+	}
+	throw new ApiError(503, "SERVICE_UNAVAILABLE", "The call's media node keeps changing; try again shortly.", {
+		retryAfter: NO_NODE_RETRY_AFTER,
+	});
 }
 
 export async function loadCall(db: Database, callId: string): Promise<{ row: CallRow; call: Call } | undefined> {
@@ -94,6 +201,7 @@ export function callFrame(
 	call: Pick<Call, "id" | "conversationId" | "media">,
 	event: Extract<ServerFrame, { type: "call" }>["event"],
 	userId: string,
+	extra: { nodeId?: string } = {},
 ): ServerFrame {
 	return {
 		type: "call",
@@ -102,6 +210,7 @@ export function callFrame(
 		conversationId: call.conversationId,
 		userId: userId as UserId,
 		media: call.media,
+		...(extra.nodeId !== undefined && { nodeId: extra.nodeId }),
 	};
 }
 
@@ -186,13 +295,14 @@ export async function expireRinging(env: Env, db: Database, callId: string): Pro
 export async function staleNodes(
 	db: Database,
 	now = Date.now(),
+	staleMs = NODE_STALE_MS,
 ): Promise<Array<{ id: string; lastHeartbeatAt: Date }>> {
 	return db
 		.select({ id: mediaNodes.id, lastHeartbeatAt: mediaNodes.lastHeartbeatAt })
 		.from(mediaNodes)
 		.where(
 			and(
-				sql`${mediaNodes.lastHeartbeatAt} < ${new Date(now - NODE_STALE_MS)}`,
+				sql`${mediaNodes.lastHeartbeatAt} < ${new Date(now - staleMs)}`,
 				gt(mediaNodes.lastHeartbeatAt, new Date(now - 86_400_000)),
 			),
 		);

@@ -2,7 +2,7 @@
 // is reported by name (never by value) so an operator knows what to fix.
 import { z } from "zod";
 import { DEFAULT_ISSUER } from "../auth/access-token.ts";
-import { DEFAULT_MAX_CALL_PARTICIPANTS, DEFAULT_RING_SECONDS } from "../calls/service.ts";
+import { DEFAULT_MAX_CALL_PARTICIPANTS, DEFAULT_NODE_STALE_SECONDS, DEFAULT_RING_SECONDS } from "../calls/service.ts";
 import { DEFAULT_TURN_TTL_SECONDS, type TurnConfig } from "../calls/turn.ts";
 import type { Env } from "../env.ts";
 import { type EmailConfig, type PushConfig, parseNotificationConfig } from "../notifications/config.ts";
@@ -47,7 +47,12 @@ export interface Config {
 	turnSecret: string | undefined;
 	sessions: { refreshIdleSeconds: number; refreshReuseGraceSeconds: number };
 	turn: TurnConfig;
-	calls: { ringSeconds: number; maxParticipants: number };
+	calls: {
+		ringSeconds: number;
+		maxParticipants: number;
+		/** A media node silent this long is dead: no new calls, and its calls move on their next join. */
+		nodeStaleSeconds: number;
+	};
 	rateLimits: RatePolicies;
 	push: PushConfig;
 	email: EmailConfig;
@@ -162,6 +167,7 @@ export async function parseConfig(env: Env): Promise<Config> {
 		calls: {
 			ringSeconds: positiveOr(env.CALL_RING_SECONDS, DEFAULT_RING_SECONDS),
 			maxParticipants: positiveOr(env.MAX_CALL_PARTICIPANTS, DEFAULT_MAX_CALL_PARTICIPANTS),
+			nodeStaleSeconds: positiveOr(env.MEDIA_NODE_STALE_SECONDS, DEFAULT_NODE_STALE_SECONDS),
 		},
 		...notifications,
 	};

@@ -108,12 +108,23 @@ export function recordSocket(
 	writeMetric(env, { event: "socket", name: socket.object, detail: socket.change, value: socket.sockets });
 }
 
-/** A message stored in a conversation log (kind: message, edit, delete); `bytes` of ciphertext, never the text. */
+/**
+ * Messages stored in a conversation log (kind: message, edit, delete): `count`
+ * of them (default 1) with `bytes` of ciphertext in all, never the text. A
+ * batch stored together is one data point (Analytics Engine caps points per
+ * invocation).
+ */
 export function recordMessage(
 	env: MetricsEnv | undefined,
-	message: { kind: string; bytes: number; transport?: "socket" | "rest" },
+	message: { kind: string; bytes: number; count?: number; transport?: "socket" | "rest" },
 ): void {
-	writeMetric(env, { event: "message", name: message.kind, detail: message.transport ?? "", value: message.bytes });
+	writeMetric(env, {
+		event: "message",
+		name: message.kind,
+		detail: message.transport ?? "",
+		value: message.bytes,
+		count: message.count ?? 1,
+	});
 }
 
 export type QueueOutcome = "delivered" | "skipped" | "retried" | "dead_letter";

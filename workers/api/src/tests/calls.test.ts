@@ -3,7 +3,6 @@ import {
 	env,
 	runDurableObjectAlarm,
 	runInDurableObject,
-	SELF,
 	waitOnExecutionContext,
 } from "cloudflare:test";
 import { eq } from "drizzle-orm";
@@ -17,6 +16,7 @@ import { openDatabase } from "../db/client.ts";
 import { mediaNodes } from "../db/schema/index.ts";
 import worker from "../index.ts";
 import { call, type SignedIn, signUp } from "./helpers.ts";
+import { nodeHeartbeat } from "./media-nodes.ts";
 import { createGroup, TestSocket } from "./sockets.ts";
 
 type Join = {
@@ -32,23 +32,11 @@ type CallBody = {
 
 const NODE_URL = "ws://media.test:8790/v1/rtc";
 
-async function heartbeat(
+const heartbeat = (
 	body: Record<string, unknown>,
 	secret = env.MEDIA_NODE_SECRET ?? "",
 	timestamp = String(Math.floor(Date.now() / 1000)),
-) {
-	const text = JSON.stringify(body);
-	return SELF.fetch("http://api.test/internal/media-nodes/heartbeat", {
-		method: "POST",
-		headers: {
-			"content-type": "application/json",
-			"x-sc-node-id": String(body.nodeId),
-			"x-sc-timestamp": timestamp,
-			"x-sc-signature": await signNodeRequest(secret, timestamp, text),
-		},
-		body: text,
-	});
-}
+) => nodeHeartbeat(body, { secret, timestamp });
 
 const node = {
 	nodeId: "node-test-1",

@@ -1,15 +1,13 @@
 import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../config/config.ts";
-import { type DatabaseHandle, openDatabase } from "../db/client.ts";
 import { files } from "../db/schema/index.ts";
 import { expireUploads } from "../files/cleanup.ts";
 import { DEFAULT_PART_SIZE_BYTES } from "../files/limits.ts";
 import { setQuotaOverride } from "../files/quota.ts";
 import { objectKey, userPrefix } from "../files/storage.ts";
 import worker from "../index.ts";
-import { call, randomIp, type SignedIn, signUp } from "./helpers.ts";
+import { call, randomIp, type SignedIn, signUp, withDb } from "./helpers.ts";
 import { createGroup } from "./sockets.ts";
 
 const MiB = 1024 * 1024;
@@ -151,16 +149,6 @@ async function usage(user: SignedIn): Promise<Usage> {
 	const res = await call<Usage>("/v1/storage/usage", { token: user.accessToken });
 	expect(res.status).toBe(200);
 	return res.body;
-}
-
-async function withDb<T>(work: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
-	const config = await loadConfig(env);
-	const handle = openDatabase(config.database);
-	try {
-		return await work(handle);
-	} finally {
-		await handle.close();
-	}
 }
 
 describe("files: contract", () => {
@@ -350,7 +338,7 @@ describe("files: quota and limits", () => {
 		const user = await signUp();
 		const quota = 10 * MiB;
 		const size = 3 * MiB;
-		await withDb((h) => setQuotaOverride(h.db, user.id, quota));
+		await withDb((db) => setQuotaOverride(db, user.id, quota));
 		const results = await Promise.all(Array.from({ length: 20 }, () => create(user, size)));
 		const accepted = results.filter((r) => r.status === 201);
 		const refused = results.filter((r) => r.status !== 201);
@@ -374,7 +362,7 @@ describe("files: quota and limits", () => {
 		expect(tooLarge.status).toBe(413);
 		expect(tooLarge.body.error.code).toBe("TOO_LARGE");
 
-		await withDb((h) => setQuotaOverride(h.db, user.id, 1000));
+		await withDb((db) => setQuotaOverride(db, user.id, 1000));
 		const over = await create(user, 1001);
 		expect(over.status).toBe(413);
 		expect(over.body.error.code).toBe("QUOTA_EXCEEDED");
@@ -583,11 +571,11 @@ describe("files: expiry and deletion", () => {
 		const single = (await create(user, 7)).body;
 		expect(await usage(user)).toMatchObject({ reservedBytes: size + 7, pendingUploads: 2 });
 
-		const [before] = await withDb((h) => h.db.select().from(files).where(eq(files.id, created.file.id)));
+		const [before] = await withDb((db) => db.select().from(files).where(eq(files.id, created.file.id)));
 		const uploadId = before?.uploadId as string;
 		expect(uploadId).toBeTruthy();
 		const past = new Date(Date.now() - 1000);
-		await withDb((h) => h.db.update(files).set({ expiresAt: past }).where(eq(files.id, created.file.id)));
+		await withDb((db) => db.update(files).set({ expiresAt: past }).where(eq(files.id, created.file.id)));
 		// Expired but not yet swept: no more bytes are taken.
 		const late = await putPart(user, created, 2, bytes(size));
 		expect(late.status).toBe(410);
@@ -602,7 +590,7 @@ describe("files: expiry and deletion", () => {
 		expect(await env.FILES.head(key)).toBeNull();
 
 		// The scheduled handler runs the same sweep.
-		await withDb((h) => h.db.update(files).set({ expiresAt: past }).where(eq(files.id, single.file.id)));
+		await withDb((db) => db.update(files).set({ expiresAt: past }).where(eq(files.id, single.file.id)));
 		const ctx = createExecutionContext();
 		await worker.scheduled(createScheduledController({ scheduledTime: new Date(), cron: "*/5 * * * *" }), env, ctx);
 		await waitOnExecutionContext(ctx);
@@ -619,7 +607,7 @@ describe("files: expiry and deletion", () => {
 
 		expect((await call("/v1/users/me", { method: "DELETE", token: user.accessToken })).status).toBe(204);
 		expect((await env.FILES.list({ prefix: userPrefix(user.id) })).objects).toEqual([]);
-		const rows = await withDb((h) => h.db.select().from(files).where(eq(files.ownerId, user.id)));
+		const rows = await withDb((db) => db.select().from(files).where(eq(files.ownerId, user.id)));
 		expect(rows).toEqual([]);
 	});
 

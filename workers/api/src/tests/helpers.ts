@@ -1,5 +1,7 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import { loadConfig } from "../config/config.ts";
+import { type Database, openDatabase } from "../db/client.ts";
 
 export interface Json {
 	[key: string]: unknown;
@@ -103,4 +105,14 @@ export function codeIn(text: string): string {
 	const m = /enter this code: (\S+)/.exec(text);
 	if (!m?.[1]) throw new Error(`no code in email: ${text}`);
 	return m[1];
+}
+
+/** Runs `work` with a connection to the test database, closed afterwards. */
+export async function withDb<T>(work: (db: Database) => Promise<T>): Promise<T> {
+	const handle = openDatabase((await loadConfig(env)).database);
+	try {
+		return await work(handle.db);
+	} finally {
+		await handle.close();
+	}
 }

@@ -5,8 +5,7 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { loadConfig, parseConfig } from "../config/config.ts";
-import { openDatabase } from "../db/client.ts";
+import { parseConfig } from "../config/config.ts";
 import { notificationDeadLetters, notificationDeliveries, outboundEmails } from "../db/schema/index.ts";
 import { renderEmail } from "../email/templates.ts";
 import type { Env } from "../env.ts";
@@ -20,7 +19,7 @@ import {
 	RETRY_BASE_SECONDS,
 } from "../notifications/consumer.ts";
 import { ResendProvider } from "../notifications/email/resend.ts";
-import { call, codeIn, type Json, login, mailbox, register, type SignedIn, signUp, unique } from "./helpers.ts";
+import { call, codeIn, type Json, login, mailbox, register, type SignedIn, signUp, unique, withDb } from "./helpers.ts";
 import { b64 } from "./sockets.ts";
 
 /** Bindings globalSetup adds for the fakes (workers/test/fake-providers.ts). */
@@ -67,16 +66,6 @@ async function script(target: string, statuses: number[]): Promise<void> {
 
 async function tokenExchanges(): Promise<number> {
 	return ((await (await fetch(`${FAKES}/_control/stats`)).json()) as { tokenExchanges: number }).tokenExchanges;
-}
-
-async function withDb<T>(work: (db: ReturnType<typeof openDatabase>["db"]) => Promise<T>): Promise<T> {
-	const config = await loadConfig(env);
-	const handle = openDatabase(config.database);
-	try {
-		return await work(handle.db);
-	} finally {
-		await handle.close();
-	}
 }
 
 async function addDevice(user: SignedIn): Promise<string> {

@@ -11,10 +11,10 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
-import { signNodeRequest } from "../calls/node-signature.ts";
 import worker from "../index.ts";
 import type { NotificationJob } from "../notifications/consumer.ts";
 import { call, codeIn, mailbox, randomIp, unique } from "./helpers.ts";
+import { signedNodeRequest } from "./media-nodes.ts";
 
 interface LogLine {
 	level?: string;
@@ -58,21 +58,8 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 	}
 }
 
-async function signedNodeCall(path: string, body: Record<string, unknown>, requestId: string) {
-	const text = JSON.stringify(body);
-	const timestamp = String(Math.floor(Date.now() / 1000));
-	return SELF.fetch(`http://api.test${path}`, {
-		method: "POST",
-		headers: {
-			"content-type": "application/json",
-			"x-request-id": requestId,
-			"x-sc-node-id": String(body.nodeId),
-			"x-sc-timestamp": timestamp,
-			"x-sc-signature": await signNodeRequest(env.MEDIA_NODE_SECRET ?? "", timestamp, text),
-		},
-		body: text,
-	});
-}
+const signedNodeCall = (path: string, body: Record<string, unknown>, requestId: string) =>
+	signedNodeRequest(path, body, { requestId });
 
 function randomBase64(bytes: number): string {
 	return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))));

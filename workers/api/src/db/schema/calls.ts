@@ -1,6 +1,11 @@
-import { index, integer, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import { index, integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
 import { createdAt, users } from "./accounts.ts";
 import { conversations } from "./conversations.ts";
+
+/** What a node's TURN probe saw, as carried by its last heartbeat (protocol NodeTurnReport). */
+export interface StoredTurnReport {
+	servers: Array<{ url: string; up: boolean; reason?: string; checkedAt?: string }>;
+}
 
 /** Media nodes known to the api, from their signed heartbeats. */
 export const mediaNodes = pgTable("media_nodes", {
@@ -11,6 +16,8 @@ export const mediaNodes = pgTable("media_nodes", {
 	calls: integer("calls").notNull().default(0),
 	peers: integer("peers").notNull().default(0),
 	draining: integer("draining").notNull().default(0),
+	/** The node's TURN probe results from its last heartbeat; null when it probes nothing. */
+	turn: jsonb("turn").$type<StoredTurnReport>(),
 	lastHeartbeatAt: timestamp("last_heartbeat_at", { withTimezone: true, mode: "date" }).notNull(),
 	createdAt: createdAt(),
 });

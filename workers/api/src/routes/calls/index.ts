@@ -10,12 +10,14 @@ import {
 	callFrame,
 	endCall,
 	endIfEmpty,
+	liveNodeFor,
 	loadCall,
 	nodeUrlOf,
+	type PickedNode,
 	pickNode,
 	tellParticipants,
 } from "../../calls/service.ts";
-import { iceServersFor } from "../../calls/turn.ts";
+import { iceServersWithHealth } from "../../calls/turn-health.ts";
 import { assertNotBlocked, conversationForMember, notifyUsers, roomOf } from "../../conversations/service.ts";
 import { callParticipants, calls } from "../../db/schema/index.ts";
 import { ApiError } from "../../lib/api-error.ts";
@@ -43,9 +45,16 @@ const join = createRoute({
 	path: "/v1/calls/{id}/join",
 	tags,
 	summary: "Answer or rejoin: a fresh call token for the call's media node",
+	description:
+		"When the call's media node is dead (no heartbeat within MEDIA_NODE_STALE_SECONDS, draining, or gone), the call " +
+		"moves to the least-loaded healthy node first (everyone joining at that moment lands on the same one) and the " +
+		'participants get `{type:"call", event:"moved", nodeId}` on their user channel. 503 when no node can take it.',
 	...authed,
 	request: { params: IdParam },
-	responses: { 200: jsonResponse(z.object({ join: JoinInfo }), "Join"), ...errorResponses(401, 403, 404, 409) },
+	responses: {
+		200: jsonResponse(z.object({ join: JoinInfo }), "Join"),
+		...errorResponses(401, 403, 404, 409, 503),
+	},
 });
 const action = (name: "decline" | "leave" | "end", summary: string) =>
 	createRoute({
@@ -73,16 +82,16 @@ const turn = createRoute({
 	method: "get",
 	path: "/v1/turn/credentials",
 	tags,
-	summary: "Ephemeral TURN REST credentials (or STUN only, saying so)",
+	summary:
+		'Ephemeral TURN REST credentials; STUN only when TURN is not configured or every media node finds it down (turn: "not_configured" / "unavailable")',
 	...authed,
 	responses: { 200: jsonResponse(TurnCredentials, "ICE servers"), ...errorResponses(401) },
 });
 
-async function joinInfo(c: Context<AuthedEnv>, callId: string, nodeId: string) {
-	const { config, db } = c.var;
-	const [url, ice, token] = await Promise.all([
-		nodeUrlOf(db, config, nodeId),
-		iceServersFor(config.turn, c.var.auth.userId),
+async function joinInfo(c: Context<AuthedEnv>, callId: string, node: PickedNode) {
+	const { config } = c.var;
+	const [ice, token] = await Promise.all([
+		iceServersWithHealth(c.var, c.var.auth.userId),
 		issueCallToken(config.signingKeys, config.issuer, {
 			userId: c.var.auth.userId,
 			callId,
@@ -90,7 +99,7 @@ async function joinInfo(c: Context<AuthedEnv>, callId: string, nodeId: string) {
 			requestId: c.var.requestId,
 		}),
 	]);
-	return { url, token, iceServers: ice.iceServers, turn: ice.turn };
+	return { url: node.url, token, iceServers: ice.iceServers, turn: ice.turn };
 }
 
 /** The call, if the caller is a member of its conversation (404 otherwise). */
@@ -168,7 +177,7 @@ export const callRoutes = createRouter()
 			callId,
 			Date.now() + c.var.config.calls.ringSeconds * 1000,
 		);
-		return c.json({ call: loaded.call, join: await joinInfo(c, callId, node.id) }, 201);
+		return c.json({ call: loaded.call, join: await joinInfo(c, callId, node) }, 201);
 	})
 	.openapi(join, async (c) => {
 		const { row, call } = await callForMember(c, c.req.valid("param").id);
@@ -178,6 +187,11 @@ export const callRoutes = createRouter()
 		const count = call.participants.filter((p) => p.state === "joined" && p.userId !== me).length;
 		if (count + 1 > c.var.config.calls.maxParticipants) {
 			throw new ApiError(409, "CONFLICT", `Calls have at most ${c.var.config.calls.maxParticipants} participants.`);
+		}
+		const node = await liveNodeFor(db, c.var.config, row.id, row.nodeId);
+		if (node.movedFrom) {
+			c.var.log.warn("call moved off a dead media node", { callId: row.id, from: node.movedFrom, to: node.id });
+			await tellParticipants(c.env, db, row.id, callFrame(call, "moved", me, { nodeId: node.id }));
 		}
 		await db
 			.insert(callParticipants)
@@ -190,7 +204,7 @@ export const callRoutes = createRouter()
 			await db.update(calls).set({ state: "active", answeredAt: new Date() }).where(eq(calls.id, row.id));
 		}
 		await tellParticipants(c.env, db, row.id, callFrame(call, "joined", me));
-		return c.json({ join: await joinInfo(c, row.id, row.nodeId) }, 200);
+		return c.json({ join: await joinInfo(c, row.id, node) }, 200);
 	})
 	.openapi(decline, async (c) => {
 		const { row, call } = await callForMember(c, c.req.valid("param").id);
@@ -250,4 +264,4 @@ export const callRoutes = createRouter()
 		const { call } = await callForMember(c, c.req.valid("param").id);
 		return c.json({ call }, 200);
 	})
-	.openapi(turn, async (c) => c.json(await iceServersFor(c.var.config.turn, c.var.auth.userId), 200));
+	.openapi(turn, async (c) => c.json(await iceServersWithHealth(c.var, c.var.auth.userId), 200));

@@ -1,4 +1,5 @@
-// Media node → api: signed heartbeats (the node registry) and room events.
+// Media node → api: signed heartbeats (the node registry, with each node's TURN
+// probe results: calls/turn-health.ts) and room events.
 import { NodeEvents, NodeHeartbeat } from "@secureconnect/protocol";
 import { and, eq, inArray } from "drizzle-orm";
 import type { Context } from "hono";
@@ -38,6 +39,8 @@ export const internalRoutes = createRouter()
 			calls: hb.load.calls,
 			peers: hb.load.peers,
 			draining: hb.draining ? 1 : 0,
+			// A node that stops probing (or an older node) clears its last report.
+			turn: hb.turn ?? null,
 			lastHeartbeatAt: new Date(),
 		};
 		await c.var.db
