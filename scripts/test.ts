@@ -90,15 +90,41 @@ async function vitest(label: string, args: string[], env: NodeJS.ProcessEnv = {}
 		status = await vitestOnce(`${label} (retry after a stall)`, vitestArgs, env);
 	}
 	let tally: Tally = { passed: 0, failed: 0 };
+	let failures: string[] = [];
 	if (existsSync(out)) {
-		const report = JSON.parse(readFileSync(out, "utf8")) as { numPassedTests: number; numFailedTests: number };
+		const report = JSON.parse(readFileSync(out, "utf8")) as VitestReport;
 		tally = { passed: report.numPassedTests, failed: report.numFailedTests };
+		failures = failedTests(report);
 	}
 	// A crash before any report (or a failing file with no test) still counts as a failure.
 	if (status !== 0 && tally.failed === 0) tally.failed = 1;
 	total.passed += tally.passed;
 	total.failed += tally.failed;
 	summary.push(`${tally.failed ? "FAIL" : "ok  "} ${label}: ${tally.passed} passed, ${tally.failed} failed`);
+	if (status !== 0 && failures.length === 0)
+		summary.push("     vitest exited with an error outside any test: see its output above");
+	for (const line of failures.slice(0, 10)) summary.push(`     ✗ ${line}`);
+}
+
+interface VitestReport {
+	numPassedTests: number;
+	numFailedTests: number;
+	testResults?: Array<{
+		name: string;
+		assertionResults?: Array<{ fullName: string; status: string; failureMessages?: string[] }>;
+	}>;
+}
+
+/** "file › test: first line of the error", so the summary (all CI keeps) names what failed. */
+function failedTests(report: VitestReport): string[] {
+	return (report.testResults ?? []).flatMap((file) =>
+		(file.assertionResults ?? [])
+			.filter((t) => t.status === "failed")
+			.map((t) => {
+				const why = (t.failureMessages?.[0] ?? "").split("\n")[0]?.slice(0, 160);
+				return `${file.name.replace(`${ROOT}/`, "")} › ${t.fullName}: ${why}`;
+			}),
+	);
 }
 
 function mediasoupSuite(): void {
