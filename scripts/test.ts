@@ -1,7 +1,7 @@
 // `npm test`: lint, secret scan, npm audit, type-check, every vitest project
 // (workers inside workerd, Node tests), the database tests again on a real
 // Postgres when TEST_POSTGRES_URL is set, mediasoup's own suite against our
-// worker, the end-to-end scripts and a 30-second load test.
+// worker, the end-to-end scripts, the fuzzer and a 30-second load test.
 // Ends with the one line CI reads: "N passed, N failed".
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -226,6 +226,11 @@ async function main(): Promise<void> {
 	scriptSuite("calls in Chromium through api, media node and coturn", "e2e/calls/run.ts", "call e2e");
 	scriptSuite("ops checks (promtool, dashboard, coturn template)", "scripts/ops-check.ts", "ops checks");
 	scriptSuite("restore drill: seed, back up, wipe, restore, compare", "scripts/restore-drill.ts", "restore drill");
+	check(
+		"fuzz: 10,000 requests from every operation's schemas: no 5xx, 4xx in the envelope, refusals write nothing",
+		process.execPath,
+		[join(ROOT, "tests/fuzz/run.ts"), "--requests", "10000"],
+	);
 	// tests/load/run.ts: the 5-minute run of `npm run test:load`, for 30 s, with the same checks.
 	check(
 		"load test: 1,000 sockets, 100 conversations, 30 s of sends, exactly-once in-order delivery",

@@ -23,10 +23,10 @@
 import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { defaultPersistRoot, startStack } from "../stack.ts";
 import { ciphertextFor, DeliveryCheck } from "./delivery.ts";
 import { MemberSocket } from "./member-socket.ts";
 import { type Account, createAccounts, createGroups, type Group, storedLog } from "./population.ts";
-import { defaultPersistRoot, startStack } from "./stack.ts";
 
 /** Sockets opened at once while building up the load (as bench/realtime.ts). */
 const OPEN_CONCURRENCY = 25;

@@ -1,21 +1,23 @@
-// The real stack for the load test, as bench/realtime.ts runs it: the embedded
+// The real stack for the load test and the fuzzer, as bench/realtime.ts runs it: the embedded
 // database (PGlite behind the Neon WebSocket proxy, in this process), fresh
 // secrets, and the api with its Durable Objects in `wrangler dev` (workerd).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalDatabase } from "../../scripts/local/database.ts";
-import { freePort } from "../../scripts/local/ports.ts";
-import { stopAll, waitForHttp } from "../../scripts/local/processes.ts";
-import { GENERATORS } from "../../scripts/local/secrets.ts";
-import { cpuSeconds, workerdProcesses } from "../../scripts/local/workerd-processes.ts";
-import { startWranglerDev } from "../../scripts/local/wrangler.ts";
+import { startLocalDatabase } from "../scripts/local/database.ts";
+import { freePort } from "../scripts/local/ports.ts";
+import { stopAll, waitForHttp } from "../scripts/local/processes.ts";
+import { GENERATORS } from "../scripts/local/secrets.ts";
+import { cpuSeconds, workerdProcesses } from "../scripts/local/workerd-processes.ts";
+import { startWranglerDev } from "../scripts/local/wrangler.ts";
 
-const ROOT = join(import.meta.dirname, "../..");
+const ROOT = join(import.meta.dirname, "..");
 
 export interface Stack {
 	api: string;
+	/** How to reach the database the api uses (scripts/backup/postgres.ts openPool takes this). */
+	database: { databaseUrl: string; wsProxy: string };
 	/** True when wrangler dev restarted workerd since the start (it does when a source file changes). */
 	restarted(): boolean;
 	/** CPU seconds used so far by the workerd processes (the runtime and wrangler's proxy). */
@@ -82,6 +84,7 @@ export async function startStack(
 		);
 		return {
 			api,
+			database: { databaseUrl: db.databaseUrl, wsProxy: db.wsProxy },
 			restarted: () => workerdPids(root).join(",") !== initial,
 			serverCpuSeconds: () => cpuSeconds(workerdPids(root)),
 			stop: cleanup,
