@@ -9,13 +9,16 @@ import { startLocalDatabase } from "../scripts/local/database.ts";
 import { freePort } from "../scripts/local/ports.ts";
 import { stopAll, waitForHttp } from "../scripts/local/processes.ts";
 import { GENERATORS } from "../scripts/local/secrets.ts";
-import { cpuSeconds, workerdProcesses } from "../scripts/local/workerd-processes.ts";
+import { cpuSeconds, runtimeEntry, workerdProcesses } from "../scripts/local/workerd-processes.ts";
 import { startWranglerDev } from "../scripts/local/wrangler.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
 export interface Stack {
+	/** wrangler dev's address (its reload proxy in front of the runtime). */
 	api: string;
+	/** The workerd runtime's own entry, past wrangler's proxy (which production lacks): faster for request-bound runs. */
+	runtime: string;
 	/** How to reach the database the api uses (scripts/backup/postgres.ts openPool takes this). */
 	database: { databaseUrl: string; wsProxy: string };
 	/** True when wrangler dev restarted workerd since the start (it does when a source file changes). */
@@ -84,6 +87,7 @@ export async function startStack(
 		);
 		return {
 			api,
+			runtime: await runtimeEntry(workerdPids(root)),
 			database: { databaseUrl: db.databaseUrl, wsProxy: db.wsProxy },
 			restarted: () => workerdPids(root).join(",") !== initial,
 			serverCpuSeconds: () => cpuSeconds(workerdPids(root)),

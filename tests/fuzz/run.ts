@@ -57,6 +57,8 @@ const say = (line: string) => process.stdout.write(`[fuzz] ${line}\n`);
 interface Tally {
 	sent: number;
 	byStatus: Map<number, number>;
+	/** Time spent waiting for this operation's answers. */
+	ms: number;
 }
 
 interface Answer {
@@ -120,20 +122,27 @@ async function main(): Promise<void> {
 	const repairs = new Map<string, number>();
 	const timing = { requests: 0, fingerprints: 0 };
 	try {
-		const api = new Api(stack.api);
+		const api = new Api(stack.runtime);
 		const doc = await api.call<OpenApiDocument>("GET", "/openapi.json");
 		const operations = operationsOf(doc);
 		const world = await buildWorld(api, mediaNodeSecret);
 		const fingerprint = await DatabaseFingerprint.create(pool);
+		// The detector must see a write, or every "wrote nothing" below would be vacuous.
+		const probeBefore = await fingerprint.take();
+		await api.register("probe");
+		const seen = changedTables(probeBefore, await fingerprint.take());
+		if (!seen.includes("users")) throw new Error(`the fingerprint missed a registration (changed: ${seen.join(", ")})`);
 		say(
 			`${operations.length} operations, ${total} requests, seed ${seed}; fingerprinting ${fingerprint.tables.length} tables`,
 		);
 		const resolve = resolverFor(doc);
 		// Each operation's requests drawn up front from its own seed (seed + its index): the same seed, the same run.
 		const perOperation = Math.ceil(total / operations.length);
+		const drawing = performance.now();
 		const drawn = operations.map((op, k) =>
 			fc.sample(requestsFor(op, resolve), { numRuns: perOperation, seed: seed + k }),
 		);
+		say(`drew ${perOperation} requests per operation in ${((performance.now() - drawing) / 1000).toFixed(1)} s`);
 		let before: Fingerprint = await fingerprint.take();
 		let lastHeartbeat = Date.now();
 		let lastProgress = Date.now();
@@ -151,7 +160,7 @@ async function main(): Promise<void> {
 			const request = drawn[i % operations.length]?.[Math.floor(i / operations.length)] as FuzzRequest;
 			const { op } = request;
 			const t0 = performance.now();
-			const answer = await send(stack.api, request, world);
+			const answer = await send(stack.runtime, request, world);
 			const t1 = performance.now();
 			const after = await fingerprint.take();
 			timing.requests += t1 - t0;
@@ -172,8 +181,9 @@ async function main(): Promise<void> {
 					say(`  answer:  ${answer.status} ${answer.text.slice(0, 300)}`);
 				}
 			}
-			const t = tally.get(op.key) ?? { sent: 0, byStatus: new Map() };
+			const t = tally.get(op.key) ?? { sent: 0, byStatus: new Map(), ms: 0 };
 			t.sent++;
+			t.ms += t1 - t0;
 			t.byStatus.set(answer.status, (t.byStatus.get(answer.status) ?? 0) + 1);
 			tally.set(op.key, t);
 			if (answer.status < 300 && SESSION_ENDING.has(op.key) && request.caller === "victim") {
@@ -218,7 +228,7 @@ function report(tally: Map<string, Tally>): void {
 			.sort(([a], [b]) => a - b)
 			.map(([status, n]) => `${status}×${n}`)
 			.join(" ");
-		say(`${key.padEnd(52)} ${String(t.sent).padStart(5)}  ${statuses}`);
+		say(`${key.padEnd(52)} ${String(t.sent).padStart(5)} ${(t.ms / t.sent).toFixed(0).padStart(4)} ms  ${statuses}`);
 	}
 }
 

@@ -95,6 +95,17 @@ describe("schema-arbitrary", () => {
 		);
 	});
 
+	it("keeps to the length limits of a pattern whose matches seldom fit them, without hanging", () => {
+		// "(ab)+" matches are short; a filter on length would retry for ever (it hung the fuzzer once).
+		const values = fc.sample(arbitraryFor({ type: "string", pattern: "^(ab)+$", minLength: 40, maxLength: 44 }), {
+			numRuns: 50,
+			seed: 7,
+		});
+		expect(values).toHaveLength(50);
+		for (const value of values) expect((value as string).length, String(value)).toBeGreaterThanOrEqual(40);
+		for (const value of values) expect((value as string).length, String(value)).toBeLessThanOrEqual(44);
+	});
+
 	it("fails loudly on what it does not understand", () => {
 		expect(() => arbitraryFor({ type: "tuple" })).toThrow(/unsupported type/);
 		expect(() => arbitraryFor({ $ref: "#/components/schemas/Nope" }, resolve)).toThrow(/unresolvable/);

@@ -44,6 +44,8 @@ const noRefs: Resolve = (ref) => {
 
 /** Generated strings stay short: the limits under test are probed by the mutations, not here. */
 const LONGEST = 48;
+/** Strings drawn per generated value to find one within the length limits. */
+const CANDIDATES = 8;
 
 function deref(schema: JsonSchema, resolve: Resolve): JsonSchema {
 	let s = schema;
@@ -59,19 +61,24 @@ function typesOf(schema: JsonSchema): string[] {
 function stringArbitrary(schema: JsonSchema): fc.Arbitrary<string> {
 	const min = schema.minLength ?? 0;
 	const max = schema.maxLength ?? Math.max(min, LONGEST);
-	// Cut or padded to the length limits, never filtered: a filter that seldom
-	// passes (a pattern whose matches are mostly too long) makes fast-check retry
-	// for ever, and the generator hangs with the CPU busy.
-	const fit = (s: string) => (s.length > max ? s.slice(0, max) : s.length < min ? s.padEnd(min, s.at(-1) ?? "a") : s);
+	const fits = (s: string) => s.length >= min && s.length <= max;
+	const clamp = (s: string) => (s.length > max ? s.slice(0, max) : s.padStart(min, s[0] ?? "a"));
+	// Never fc.filter: a filter that seldom passes (a pattern whose matches are
+	// mostly too long) makes fast-check retry for ever, the CPU busy. Of a few
+	// candidates the first that fits is taken, else one cut or padded to fit.
+	const fitting = (candidates: fc.Arbitrary<string>) =>
+		fc
+			.array(candidates, { minLength: CANDIDATES, maxLength: CANDIDATES })
+			.map((all) => all.find(fits) ?? clamp(all[0] ?? ""));
 	if (schema.pattern) {
 		// Repeats become bounded by the length limits, so a long minimum is reachable.
 		const hi = Math.min(max, Math.max(min, 1) + LONGEST);
 		const pattern = min > 1 ? schema.pattern.replace(/\](\+|\*)/g, `]{${min},${hi}}`) : schema.pattern;
-		return fc.stringMatching(new RegExp(pattern)).map(fit);
+		return fitting(fc.stringMatching(new RegExp(pattern)));
 	}
-	if (schema.format === "email") return fc.emailAddress().map(fit);
-	if (schema.format === "uri") return fc.webUrl().map(fit);
-	return fc.string({ minLength: min, maxLength: Math.min(max, min + LONGEST), unit: "grapheme" }).map(fit);
+	if (schema.format === "email") return fitting(fc.emailAddress());
+	if (schema.format === "uri") return fitting(fc.webUrl());
+	return fc.string({ minLength: min, maxLength: Math.min(max, min + LONGEST), unit: "grapheme" }).map(clamp);
 }
 
 function numberArbitrary(schema: JsonSchema, integer: boolean): fc.Arbitrary<number> {
