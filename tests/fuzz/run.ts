@@ -15,7 +15,12 @@ import { parseArgs } from "node:util";
 import fc from "fast-check";
 import { openPool } from "../../scripts/backup/postgres.ts";
 import { GENERATORS } from "../../scripts/local/secrets.ts";
-import { envelopeProblem, type OpenApiDocument, operationsOf } from "../../workers/api/src/tests/openapi-operations.ts";
+import {
+	envelopeProblem,
+	type OpenApiDocument,
+	type Operation,
+	operationsOf,
+} from "../../workers/api/src/tests/openapi-operations.ts";
 import { resolverFor } from "../../workers/api/src/tests/schema-arbitrary.ts";
 import { startFakeProviders } from "../../workers/test/fake-providers.ts";
 import { defaultPersistRoot, startStack } from "../stack.ts";
@@ -26,6 +31,14 @@ import { Api, buildWorld, repairWorld, type World } from "./world.ts";
 /** The media node heartbeat is repeated this often so calls keep a node to land on (the api drops silent nodes). */
 const HEARTBEAT_EVERY_MS = 10_000;
 const PROGRESS_EVERY_MS = 15_000;
+/**
+ * Operations whose successes cost a sign-in (an Argon2id hash) to undo: those
+ * that end the caller's session (./requests.ts SESSION_ENDING) and deleting a
+ * device (which ends the session that registered it). They get this share of
+ * requests, against 1 for the others.
+ */
+const COSTLY_SHARE = 0.3;
+const costly = (op: Operation) => SESSION_ENDING.has(op.key) || op.key === "DELETE /v1/devices/{id}";
 /** How often the world's resources are checked and remade (./world.ts repairWorld). */
 const REPAIR_EVERY = 200;
 /** Violations printed in full; the rest are counted. */
@@ -136,12 +149,22 @@ async function main(): Promise<void> {
 			`${operations.length} operations, ${total} requests, seed ${seed}; fingerprinting ${fingerprint.tables.length} tables`,
 		);
 		const resolve = resolverFor(doc);
-		// Each operation's requests drawn up front from its own seed (seed + its index): the same seed, the same run.
-		const perOperation = Math.ceil(total / operations.length);
+		// Each operation's requests drawn up front from its own seed (seed + its index): the same seed, the
+		// same run; costly operations get a smaller share.
+		const share = (op: Operation) => (costly(op) ? COSTLY_SHARE : 1);
+		const perOperation = Math.ceil(total / operations.reduce((n, op) => n + share(op), 0));
 		const drawing = performance.now();
 		const drawn = operations.map((op, k) =>
-			fc.sample(requestsFor(op, resolve), { numRuns: perOperation, seed: seed + k }),
+			fc.sample(requestsFor(op, resolve), { numRuns: Math.ceil(perOperation * share(op)), seed: seed + k }),
 		);
+		// Round-robin over the operations, so each gets its share spread over the whole run.
+		const schedule: FuzzRequest[] = [];
+		for (let round = 0; schedule.length < total; round++) {
+			for (const list of drawn) {
+				const request = list[round];
+				if (request && schedule.length < total) schedule.push(request);
+			}
+		}
 		say(`drew ${perOperation} requests per operation in ${((performance.now() - drawing) / 1000).toFixed(1)} s`);
 		let before: Fingerprint = await fingerprint.take();
 		let lastHeartbeat = Date.now();
@@ -157,7 +180,7 @@ async function main(): Promise<void> {
 				for (const what of remade) repairs.set(what, (repairs.get(what) ?? 0) + 1);
 				before = await fingerprint.take();
 			}
-			const request = drawn[i % operations.length]?.[Math.floor(i / operations.length)] as FuzzRequest;
+			const request = schedule[i] as FuzzRequest;
 			const { op } = request;
 			const t0 = performance.now();
 			const answer = await send(stack.runtime, request, world);
