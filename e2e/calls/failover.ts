@@ -13,7 +13,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join as joinPath } from "node:path";
 import { APP_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX } from "../../protocol/src/realtime.ts";
-import type { Api, User } from "./api.ts";
+import type { Api, JoinInfo, User } from "./api.ts";
 import type { Participant } from "./browser.ts";
 import { MEDIA_HEARTBEAT_MS, MEDIA_NODE_STALE_SECONDS, type MediaNode, type Stack } from "./stack.ts";
 import type { PageStats } from "./types.ts";
@@ -115,6 +115,48 @@ export async function failover(ctx: FailoverCtx, tools: CaseTools): Promise<void
 	await blip(ctx, tools);
 }
 
+/**
+ * Alice (with the join the call's start gave her) and Bob (joining now) enter
+ * the call through `options`; resolves with their pages once each decodes the
+ * other's video.
+ */
+async function joinBoth(
+	ctx: FailoverCtx,
+	until: CaseTools["until"],
+	callId: string,
+	aliceJoin: JoinInfo,
+	what: string,
+	options: (info: JoinInfo) => Parameters<Participant["join"]>[0],
+): Promise<[Participant, Participant]> {
+	const { api, users, pages } = ctx;
+	const names = ["Alice", "Bob"] as const;
+	const joined = await Promise.all(
+		names.map(async (name) => {
+			const info = name === "Alice" ? aliceJoin : await api.joinCall(users[name] as User, callId);
+			return await (pages[name] as Participant).join(options(info));
+		}),
+	);
+	for (const [i, result] of joined.entries())
+		assert(result.ok, `${names[i]} could not join: ${JSON.stringify(result)}`);
+	const [A, B] = [pages.Alice as Participant, pages.Bob as Participant];
+	const [alice, bob] = [users.Alice as User, users.Bob as User];
+	await until(what, 30_000, async () => {
+		const [sa, sb] = await Promise.all([A.stats(), B.stats()]);
+		return framesFrom(sa, bob.id) > 0 && framesFrom(sb, alice.id) > 0;
+	});
+	return [A, B];
+}
+
+/** Both pages hang up and both users leave the call through the api. */
+async function leaveBoth({ api, users, pages }: FailoverCtx, callId: string): Promise<void> {
+	await Promise.all(
+		(["Alice", "Bob"] as const).map(async (name) => {
+			await (pages[name] as Participant).leave().catch(() => {});
+			await api.leaveCall(users[name] as User, callId);
+		}),
+	);
+}
+
 async function killed(ctx: FailoverCtx, { test, until, say }: CaseTools): Promise<void> {
 	const { api, stack, users, pages } = ctx;
 	const [alice, bob] = [users.Alice as User, users.Bob as User];
@@ -143,19 +185,10 @@ async function killed(ctx: FailoverCtx, { test, until, say }: CaseTools): Promis
 			await Promise.all(names.map((n) => (pages[n] as Participant).onRejoin(rejoin(users[n] as User))));
 			// The pages served earlier cases: only this case's events count.
 			const before = await Promise.all(names.map(async (n) => (await (pages[n] as Participant).events()).length));
-			const joined = await Promise.all(
-				names.map(async (name) => {
-					const info = name === "Alice" ? join : await api.joinCall(users[name] as User, callId);
-					return await (pages[name] as Participant).join({ ...info, rejoin: true });
-				}),
-			);
-			for (const [i, result] of joined.entries())
-				assert(result.ok, `${names[i]} could not join: ${JSON.stringify(result)}`);
-			const [A, B] = [pages.Alice as Participant, pages.Bob as Participant];
-			await until("video and audio both ways before the kill", 30_000, async () => {
-				const [sa, sb] = await Promise.all([A.stats(), B.stats()]);
-				return framesFrom(sa, bob.id) > 0 && framesFrom(sb, alice.id) > 0;
-			});
+			const [A, B] = await joinBoth(ctx, until, callId, join, "video and audio both ways before the kill", (info) => ({
+				...info,
+				rejoin: true,
+			}));
 			const victim = nodes.find((n) => port(n.url) === port(join.url));
 			const survivor = nodes.find((n) => n !== victim);
 			assert(victim && survivor, `the call's node ${join.url} is neither ${nodes.map((n) => n.url).join(" nor ")}`);
@@ -234,12 +267,7 @@ async function killed(ctx: FailoverCtx, { test, until, say }: CaseTools): Promis
 		});
 	} finally {
 		channel.close();
-		await Promise.all(
-			names.map(async (name) => {
-				await (pages[name] as Participant).leave().catch(() => {});
-				await api.leaveCall(users[name] as User, callId);
-			}),
-		);
+		await leaveBoth(ctx, callId);
 	}
 }
 
@@ -259,19 +287,10 @@ async function blip(ctx: FailoverCtx, { test, until, say }: CaseTools): Promise<
 	try {
 		await test("g  a media node that blips (signaling dropped, refused for 1.5 s) keeps the call: same node, resumed", async () => {
 			const before = await Promise.all(names.map(async (n) => (await (pages[n] as Participant).events()).length));
-			const joined = await Promise.all(
-				names.map(async (name) => {
-					const info = name === "Alice" ? join : await api.joinCall(users[name] as User, callId);
-					return await (pages[name] as Participant).join({ ...info, url: viaLink(info.url) });
-				}),
-			);
-			for (const [i, result] of joined.entries())
-				assert(result.ok, `${names[i]} could not join: ${JSON.stringify(result)}`);
-			const [A, B] = [pages.Alice as Participant, pages.Bob as Participant];
-			await until("video both ways before the blip", 30_000, async () => {
-				const [sa, sb] = await Promise.all([A.stats(), B.stats()]);
-				return framesFrom(sa, bob.id) > 0 && framesFrom(sb, alice.id) > 0;
-			});
+			const [A, B] = await joinBoth(ctx, until, callId, join, "video both ways before the blip", (info) => ({
+				...info,
+				url: viaLink(info.url),
+			}));
 			const t0 = Date.now();
 			link.blip(BLIP_MS);
 			const reconnected = (log: string[], i: number) =>
@@ -307,12 +326,7 @@ async function blip(ctx: FailoverCtx, { test, until, say }: CaseTools): Promise<
 		});
 	} finally {
 		channel.close();
-		await Promise.all(
-			names.map(async (name) => {
-				await (pages[name] as Participant).leave().catch(() => {});
-				await api.leaveCall(users[name] as User, callId);
-			}),
-		);
+		await leaveBoth(ctx, callId);
 		link.close();
 	}
 }

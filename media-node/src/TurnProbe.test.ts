@@ -11,7 +11,7 @@ import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { parseTurnUrl } from "../../protocol/src/turn.ts";
-import { startCoturn } from "../../scripts/local/coturn.ts";
+import { startCoturn, stopCoturn } from "../../scripts/local/coturn.ts";
 import { ensureCoturn } from "../../scripts/local/install-coturn.ts";
 import { freePort } from "../../scripts/local/ports.ts";
 import type { Managed } from "../../scripts/local/processes.ts";
@@ -104,11 +104,7 @@ describe("TurnProbe against a real coturn", () => {
 	}, 300_000);
 
 	afterAll(async () => {
-		if (coturn && coturn.child.exitCode === null && coturn.child.signalCode === null) {
-			coturn.child.kill("SIGKILL");
-			await coturn.exited;
-		}
-		rmSync(dir, { recursive: true, force: true });
+		await stopCoturn(coturn, dir);
 	});
 
 	it("allocates a relay over UDP and TCP with the shared secret and frees it", async () => {

@@ -4,12 +4,12 @@
 // clients report with `reportIceFailure` are counted once per transport.
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { startCoturn } from "../../scripts/local/coturn.ts";
+import { startCoturn, stopCoturn } from "../../scripts/local/coturn.ts";
 import { ensureCoturn } from "../../scripts/local/install-coturn.ts";
 import { freePort } from "../../scripts/local/ports.ts";
 import type { Managed } from "../../scripts/local/processes.ts";
@@ -55,11 +55,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-	if (coturn && coturn.child.exitCode === null && coturn.child.signalCode === null) {
-		coturn.child.kill("SIGKILL");
-		await coturn.exited;
-	}
-	rmSync(dir, { recursive: true, force: true });
+	await stopCoturn(coturn, dir);
 });
 
 async function metrics(target: TestNode): Promise<string> {

@@ -1,6 +1,6 @@
 // coturn on loopback for local calls, with the same TURN REST secret the api mints credentials from.
 import { execFileSync, type SpawnOptions } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Managed, start } from "./processes.ts";
 
@@ -53,4 +53,13 @@ export function startCoturn(
 		{ mode: 0o600 },
 	);
 	return start("coturn", binary, ["-c", configPath], spawnOptions);
+}
+
+/** Kills a coturn started by startCoturn (if it still runs), waits for it, and removes its state folder. */
+export async function stopCoturn(coturn: Managed | undefined, stateDir: string): Promise<void> {
+	if (coturn && coturn.child.exitCode === null && coturn.child.signalCode === null) {
+		coturn.child.kill("SIGKILL");
+		await coturn.exited;
+	}
+	if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 }

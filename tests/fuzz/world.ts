@@ -3,6 +3,7 @@
 // "not found" into the code that writes.
 import type { webcrypto } from "node:crypto";
 import { signNodeRequest } from "../../workers/api/src/calls/node-signature.ts";
+import { type CallOptions, callApi } from "../http.ts";
 
 export interface Account {
 	id: string;
@@ -40,19 +41,8 @@ export class Api {
 		this.base = base;
 	}
 
-	async call<T>(method: string, path: string, options: { token?: string; body?: unknown } = {}): Promise<T> {
-		const res = await fetch(`${this.base}${path}`, {
-			method,
-			headers: {
-				...(options.body !== undefined && { "content-type": "application/json" }),
-				...(options.token && { authorization: `Bearer ${options.token}` }),
-			},
-			...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-			signal: AbortSignal.timeout(60_000),
-		});
-		const text = await res.text();
-		if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`);
-		return (text ? JSON.parse(text) : undefined) as T;
+	async call<T>(method: string, path: string, options: CallOptions = {}): Promise<T> {
+		return (await callApi(this.base, method, path, options)) as T;
 	}
 
 	async register(label: string): Promise<Account> {

@@ -11,6 +11,7 @@ import {
 	type RegisterRequest,
 	RegisterResponse,
 } from "../../protocol/src/index.ts";
+import { type CallOptions, callApi } from "../http.ts";
 
 export interface Account {
 	userId: string;
@@ -30,20 +31,9 @@ async function call<T>(
 	method: string,
 	path: string,
 	schema: z.ZodType<T>,
-	options: { body?: unknown; token?: string } = {},
+	options: CallOptions = {},
 ): Promise<T> {
-	const res = await fetch(`${api}${path}`, {
-		method,
-		headers: {
-			...(options.body !== undefined && { "content-type": "application/json" }),
-			...(options.token && { authorization: `Bearer ${options.token}` }),
-		},
-		...(options.body !== undefined && { body: JSON.stringify(options.body) }),
-		signal: AbortSignal.timeout(60_000),
-	});
-	const text = await res.text();
-	if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`);
-	return schema.parse(JSON.parse(text));
+	return schema.parse(await callApi(api, method, path, options));
 }
 
 /** Runs `work(i)` for i < count, `concurrency` at a time. */
