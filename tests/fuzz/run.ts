@@ -39,6 +39,8 @@ const PROGRESS_EVERY_MS = 15_000;
  */
 const COSTLY_SHARE = 0.3;
 const costly = (op: Operation) => SESSION_ENDING.has(op.key) || op.key === "DELETE /v1/devices/{id}";
+/** Share of operations that must answer a success at least once (10,000 requests reach about 80 %). */
+const MIN_REACH = 0.5;
 /** How often the world's resources are checked and remade (./world.ts repairWorld). */
 const REPAIR_EVERY = 200;
 /** Violations printed in full; the rest are counted. */
@@ -238,6 +240,13 @@ async function main(): Promise<void> {
 	);
 	const sent = [...tally.values()].reduce((n, t) => n + t.sent, 0);
 	say(`${sent} requests over ${tally.size} operations in ${seconds} s: ${failures} violations (seed ${seed})`);
+	// A world that broke (every token refused, every id gone) would make refusals easy: demand reach.
+	const reached = [...tally.values()].filter((t) => [...t.byStatus.keys()].some((status) => status < 300)).length;
+	say(`${reached} of ${tally.size} operations answered a success at least once`);
+	if (reached < tally.size * MIN_REACH) {
+		say(`too little reach: fewer than ${MIN_REACH * 100} % of the operations ever succeeded`);
+		failures++;
+	}
 	if (failures > 0) {
 		say(`reproduce with: npm run test:fuzz -- --requests ${total} --seed ${seed}`);
 		process.exit(1);
