@@ -14,6 +14,7 @@ const DATA = join(ROOT, ".data");
 const API_PORT = Number(process.env.PORT ?? 8787);
 const MEDIA_PORT = Number(process.env.MEDIA_NODE_PORT ?? 8790);
 const STARTUP_TIMEOUT_MS = 60_000;
+const PARENT_CHECK_MS = 1_000;
 
 const log = (msg: string) => process.stdout.write(`[dev] ${msg}\n`);
 
@@ -40,6 +41,15 @@ async function main(): Promise<void> {
 	log(`database: ${db.kind === "embedded" ? "embedded PGlite in .data/pglite" : "DATABASE_URL"}, migrations applied`);
 	const closeDb = () => db.close();
 	for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void shutdown(0, closeDb));
+	// `npm run dev` runs this under `sh -c`; a SIGTERM to npm ends npm and the shell but not this
+	// process. When the process that started it is gone, stop everything rather than hold the ports.
+	const parent = process.ppid;
+	setInterval(() => {
+		if (process.ppid !== parent) {
+			log("the process that started this one has exited");
+			void shutdown(0, closeDb);
+		}
+	}, PARENT_CHECK_MS).unref();
 
 	const turnserver = findTurnserver();
 	const turnVars: Record<string, string> = {};
