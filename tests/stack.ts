@@ -58,9 +58,11 @@ export async function startStack(
 	vars: Record<string, string>,
 	persistRoot: string,
 	log: (line: string) => void,
+	/** Prefixes wrangler's output lines and names the state folder. */
+	name = "load",
 ): Promise<Stack> {
 	ensureWebBuild();
-	const dataDir = mkdtempSync(join(persistRoot, "sc-load-"));
+	const dataDir = mkdtempSync(join(persistRoot, `sc-${name}-`));
 	const db = await startLocalDatabase({ migrationsDir: join(ROOT, "migrations") });
 	const cleanup = async () => {
 		await stopAll();
@@ -74,7 +76,7 @@ export async function startStack(
 			root: ROOT,
 			port,
 			persistTo: join(dataDir, "wrangler"),
-			name: "load-api",
+			name: `${name}-api`,
 			vars: { ...secrets, DATABASE_URL: db.databaseUrl, DB_WS_PROXY: db.wsProxy, LOG_LEVEL: "error", ...vars },
 		});
 		const api = `http://127.0.0.1:${port}`;

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
 	const mediaNodeSecret = GENERATORS.MEDIA_NODE_SECRET();
 	const fakes = await startFakeProviders({ mediaNodeSecret });
 	const vars = { ...fakes.bindings, MEDIA_NODE_SECRET: mediaNodeSecret, RATE_LIMITS: LOOSE_LIMITS };
-	const stack = await startStack(vars, defaultPersistRoot(), say).catch(async (error: unknown) => {
+	const stack = await startStack(vars, defaultPersistRoot(), say, "fuzz").catch(async (error: unknown) => {
 		await fakes.close();
 		throw error;
 	});
