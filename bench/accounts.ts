@@ -41,6 +41,7 @@ export async function benchAccounts(quick: boolean, dataDir: string, port: numbe
 	const figures: Figure[] = [];
 	const hashPort = port + 1;
 	startWranglerDev({
+		localObservability: false,
 		root: ROOT,
 		port: hashPort,
 		persistTo: join(dataDir, "hash"),
@@ -65,6 +66,7 @@ export async function benchAccounts(quick: boolean, dataDir: string, port: numbe
 	try {
 		const secrets = Object.fromEntries(Object.entries(GENERATORS).map(([k, g]) => [k, g()]));
 		startWranglerDev({
+			localObservability: false,
 			root: ROOT,
 			port,
 			persistTo: join(dataDir, "api"),

@@ -173,6 +173,7 @@ export async function benchFiles(quick: boolean, dataDir: string, port: number):
 			throw new Error(`port ${port} is already serving something; stop it or pick another port`);
 		}
 		const wrangler: Managed = startWranglerDev({
+			localObservability: false,
 			root: ROOT,
 			port,
 			persistTo: join(dataDir, "files"),

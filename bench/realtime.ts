@@ -10,6 +10,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { io as connectSocketIo } from "socket.io-client";
 import { WebSocket } from "ws";
+import { APP_SUBPROTOCOL, BATCH_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX } from "../protocol/src/realtime.ts";
 import { startLocalDatabase } from "../scripts/local/database.ts";
 import { type Managed, start, stopAll, waitForHttp } from "../scripts/local/processes.ts";
 import { GENERATORS } from "../scripts/local/secrets.ts";
@@ -57,8 +58,8 @@ interface Counts {
 	socketsPerUser: number;
 }
 
-const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 1000, socketsPerUser: 10 };
-const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 500, socketsPerUser: 100 };
+export const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 1000, socketsPerUser: 10 };
+export const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 500, socketsPerUser: 100 };
 const PRODUCT_SOCKETS_PER_USER = 10;
 
 function log(message: string): void {
@@ -131,6 +132,11 @@ interface WsClientOptions {
 	readyFrame?: string;
 	onFrame(frame: Record<string, unknown>, listener: Listener): void;
 	frameOf(clientId: string): string;
+	/**
+	 * Set where the server takes batches: messages sent in one turn of this
+	 * process's event loop go out as one frame, as the SDK's outbox does.
+	 */
+	batchOf?(clientIds: string[]): string;
 }
 
 function openWs(options: WsClientOptions, listener: Listener): Promise<Client> {
@@ -138,8 +144,19 @@ function openWs(options: WsClientOptions, listener: Listener): Promise<Client> {
 		const ws = new WebSocket(options.url, options.protocols, { perMessageDeflate: false });
 		let open = false;
 		let closing = false;
+		let outbox: string[] = [];
+		const flush = () => {
+			const ids = outbox;
+			outbox = [];
+			ws.send(
+				ids.length === 1 ? options.frameOf(ids[0] as string) : (options.batchOf as (ids: string[]) => string)(ids),
+			);
+		};
 		const client: Client = {
-			send: (clientId) => ws.send(options.frameOf(clientId)),
+			send: (clientId) => {
+				if (!options.batchOf) return ws.send(options.frameOf(clientId));
+				if (outbox.push(clientId) === 1) queueMicrotask(flush);
+			},
 			drop: () => {
 				closing = true;
 				ws.terminate();
@@ -170,24 +187,34 @@ function openWs(options: WsClientOptions, listener: Listener): Promise<Client> {
 		};
 		if (!options.readyFrame) ws.on("open", ready);
 		ws.on("message", (data) => {
-			const frame = JSON.parse(String(data)) as Record<string, unknown>;
-			if (!open && frame.type === options.readyFrame) return ready();
-			options.onFrame(frame, listener);
+			const received = JSON.parse(String(data)) as Record<string, unknown>;
+			const frames = received.type === "batch" ? (received.frames as Array<Record<string, unknown>>) : [received];
+			for (const frame of frames) {
+				if (!open && frame.type === options.readyFrame) ready();
+				else options.onFrame(frame, listener);
+			}
 		});
 	});
 }
 
-/** A socket of a conversation in the product: `bearer.<token>` subprotocol, frames per protocol/src/realtime.ts. */
-function productOpener(base: string, conversationId: string, token: string, signal: Signal): Opener {
+/**
+ * A socket of a conversation in the product: `bearer.<token>` subprotocol, frames per
+ * protocol/src/realtime.ts; with `batch`, the batch subprotocol and client batches, as the SDK.
+ */
+function productOpener(base: string, conversationId: string, token: string, signal: Signal, batch: boolean): Opener {
 	const url = `${base.replace(/^http/, "ws")}/v1/conversations/${conversationId}/ws`;
+	const send = (clientId: string) => ({ type: "send", clientId, ciphertext: CIPHERTEXT });
 	return (listener) =>
 		openWs(
 			{
 				url,
-				protocols: ["secureconnect.v1", `bearer.${token}`],
+				protocols: [...(batch ? [BATCH_SUBPROTOCOL] : []), APP_SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${token}`],
 				signal,
 				readyFrame: "ready",
-				frameOf: (clientId) => JSON.stringify({ type: "send", clientId, ciphertext: CIPHERTEXT }),
+				frameOf: (clientId) => JSON.stringify(send(clientId)),
+				...(batch && {
+					batchOf: (clientIds: string[]) => JSON.stringify({ type: "batch", frames: clientIds.map(send) }),
+				}),
 				onFrame: (frame, on) => {
 					if (frame.type === "message") on("message", (frame.message as { clientId: string }).clientId);
 					else if (frame.type === "ack") on("ack", frame.clientId as string);
@@ -428,6 +455,8 @@ interface Results {
 	fanout100: number[];
 	fanout1000: number[];
 	msgsPerSecond: number;
+	/** The product only: the same without the batch subprotocol, every frame on its own. */
+	unbatchedMsgsPerSecond: number | undefined;
 	/** The same over the second half of the acks only. */
 	secondHalfMsgsPerSecond: number;
 	/** Time to open the 1,000 receiving sockets, OPEN_CONCURRENCY at a time. */
@@ -444,12 +473,16 @@ interface System {
 	conversation(
 		receiverSockets: number,
 		purpose: "fanout100" | "fanout1000" | "throughput",
+		/** The product: offer the batch subprotocol and send client batches (the SDK's default). */
+		batch: boolean,
 	): Promise<{
 		sender: Opener;
 		receiver: (index: number) => Opener;
 	}>;
 	/** The ws relay has no acks: the sender's own relayed copy stands in for one. */
 	echoIsAck?: boolean;
+	/** The product: its throughput is measured with and without the batch subprotocol. */
+	batches?: boolean;
 }
 
 async function measure(system: System, counts: Counts): Promise<Results> {
@@ -465,7 +498,7 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 	};
 
 	// Fan-out to 100 sockets.
-	let conv = await system.conversation(100, "fanout100");
+	let conv = await system.conversation(100, "fanout100", true);
 	const probe100 = new FanoutProbe(signal);
 	let sender = await conv.sender(() => {});
 	let receivers = await openMany(100, signal, (i) => conv.receiver(i)(probe100.receiver));
@@ -480,22 +513,28 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 	await settle();
 
 	// Messages per second through one conversation.
-	conv = await system.conversation(THROUGHPUT_RECEIVERS, "throughput");
-	const throughput = new ThroughputProbe(signal, THROUGHPUT_RECEIVERS);
-	sender = await conv.sender(
-		system.echoIsAck ? (kind, id) => throughput.sender(kind === "message" ? "ack" : kind, id) : throughput.sender,
-	);
-	receivers = await openMany(THROUGHPUT_RECEIVERS, signal, (i) => conv.receiver(i)(throughput.receiver));
-	step("throughput sockets open");
-	await throughput.run(sender, Math.min(200, counts.throughput / 5), "tw.");
-	step("throughput warm-up done");
-	const { ms, secondHalfMs } = await throughput.run(sender, counts.throughput, "tm.");
-	step(`${counts.throughput} messages with ${WINDOW} in flight in ${(ms / 1000).toFixed(2)} s`);
-	await dropAll([sender, ...receivers]);
-	await settle();
+	const throughputOf = async (batch: boolean) => {
+		conv = await system.conversation(THROUGHPUT_RECEIVERS, "throughput", batch);
+		const throughput = new ThroughputProbe(signal, THROUGHPUT_RECEIVERS);
+		sender = await conv.sender(
+			system.echoIsAck ? (kind, id) => throughput.sender(kind === "message" ? "ack" : kind, id) : throughput.sender,
+		);
+		receivers = await openMany(THROUGHPUT_RECEIVERS, signal, (i) => conv.receiver(i)(throughput.receiver));
+		const how = system.batches ? (batch ? " (batch subprotocol)" : " (one frame per message)") : "";
+		step(`throughput sockets open${how}`);
+		await throughput.run(sender, Math.min(200, counts.throughput / 5), "tw.");
+		step("throughput warm-up done");
+		const measured = await throughput.run(sender, counts.throughput, "tm.");
+		step(`${counts.throughput} messages with ${WINDOW} in flight in ${(measured.ms / 1000).toFixed(2)} s${how}`);
+		await dropAll([sender, ...receivers]);
+		await settle();
+		return measured;
+	};
+	const { ms, secondHalfMs } = await throughputOf(true);
+	const unbatched = system.batches ? await throughputOf(false) : undefined;
 
 	// Memory of 1,000 idle sockets, then fan-out to them. Last: closing them is left to stopping the server.
-	conv = await system.conversation(1000, "fanout1000");
+	conv = await system.conversation(1000, "fanout1000", true);
 	const probe1000 = new FanoutProbe(signal);
 	sender = await conv.sender(() => {});
 	const { server } = system.processes();
@@ -519,6 +558,7 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 		fanout100,
 		fanout1000,
 		msgsPerSecond: (counts.throughput / ms) * 1000,
+		unbatchedMsgsPerSecond: unbatched && (counts.throughput / unbatched.ms) * 1000,
 		secondHalfMsgsPerSecond: ((counts.throughput - Math.floor(counts.throughput / 2)) / secondHalfMs) * 1000,
 		open1000Ms,
 		bytesPerSocket: (after - before) / 1000,
@@ -624,7 +664,8 @@ async function productSystem(
 		name: "workerd",
 		signal,
 		processes,
-		conversation: async (receiverSockets, purpose) => {
+		batches: true,
+		conversation: async (receiverSockets, purpose, batch) => {
 			// The throughput test's receivers are one socket each of distinct members.
 			const perUser = purpose === "throughput" ? 1 : socketsPerUser;
 			const members = others.slice(0, Math.ceil(receiverSockets / perUser));
@@ -634,19 +675,20 @@ async function productSystem(
 				owner.token,
 			);
 			return {
-				sender: productOpener(api, conversation.id, owner.token, signal),
+				sender: productOpener(api, conversation.id, owner.token, signal, batch),
 				receiver: (index) =>
-					productOpener(api, conversation.id, (members[Math.floor(index / perUser)] as Account).token, signal),
+					productOpener(api, conversation.id, (members[Math.floor(index / perUser)] as Account).token, signal, batch),
 			};
 		},
 	};
 }
 
-async function measureProduct(counts: Counts, dataDir: string, port: number): Promise<Results> {
+export async function measureProduct(counts: Counts, dataDir: string, port: number): Promise<Results> {
 	const db = await startLocalDatabase({ migrationsDir: join(ROOT, "migrations") });
 	try {
 		const secrets = Object.fromEntries(Object.entries(GENERATORS).map(([k, g]) => [k, g()]));
 		const wrangler = startWranglerDev({
+			localObservability: false,
 			root: ROOT,
 			port,
 			persistTo: join(dataDir, "realtime"),
@@ -750,13 +792,20 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 		},
 		{
 			key: "msgs_per_s",
-			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; acked after the SQLite write)`,
+			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; acked after the SQLite write; batch subprotocol, as the SDK)`,
 			value: perSecond(product.msgsPerSecond),
 			unit: "msg/s",
 			baseline: {
 				label: `Socket.IO, in-memory callback ack, NOT durable (Node ws relay, own echo as ack: ${perSecond(ws.msgsPerSecond)} msg/s)`,
 				value: perSecond(sio.msgsPerSecond),
 			},
+		},
+		{
+			key: "msgs_per_s_unbatched",
+			label: "Durable messages/s, same test without the batch subprotocol (one frame per message each way)",
+			value: perSecond(product.unbatchedMsgsPerSecond ?? 0),
+			unit: "msg/s",
+			baseline: { label: "Socket.IO, as above", value: perSecond(sio.msgsPerSecond) },
 		},
 		{
 			key: "msgs_per_s_second_half",

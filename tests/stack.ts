@@ -73,6 +73,7 @@ export async function startStack(
 		const port = await freePort();
 		const secrets = Object.fromEntries(Object.entries(GENERATORS).map(([name, generate]) => [name, generate()]));
 		const wrangler = startWranglerDev({
+			localObservability: false,
 			root: ROOT,
 			port,
 			persistTo: join(dataDir, "wrangler"),

@@ -7,12 +7,23 @@ import { WelcomeEnvelope } from "./keys.ts";
 export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";
 /** Offer this beside `bearer.<token>` and the server selects it instead of echoing the token. */
 export const APP_SUBPROTOCOL = "secureconnect.v1";
+/**
+ * Offer this (before `secureconnect.v1`) and the server may put several
+ * frames for the socket into one `{type:"batch", frames}` when they are
+ * ready at once (one group commit's acks and messages). A socket that did
+ * not offer it gets every frame on its own, as before.
+ */
+export const BATCH_SUBPROTOCOL = "secureconnect.v1.batch";
+/** Frames in one batch, either way. */
+export const MAX_BATCH_FRAMES = 100;
 
 export const PresenceState = z.enum(["online", "away", "offline"]);
 export type PresenceState = z.infer<typeof PresenceState>;
 
-export const ClientFrame = z.discriminatedUnion("type", [
-	z.object({ type: z.literal("auth"), token: z.string().min(10).max(4096) }),
+const AuthFrame = z.object({ type: z.literal("auth"), token: z.string().min(10).max(4096) });
+
+/** What a client may send inside a batch: everything but `auth` (and no nested batch). */
+export const BatchableClientFrame = z.discriminatedUnion("type", [
 	z.object({
 		type: z.literal("send"),
 		clientId: ClientId,
@@ -34,6 +45,15 @@ export const ClientFrame = z.discriminatedUnion("type", [
 	z.object({ type: z.literal("presence"), state: z.enum(["online", "away"]) }),
 	z.object({ type: z.literal("ping") }),
 ]);
+export type BatchableClientFrame = z.infer<typeof BatchableClientFrame>;
+
+/** Several frames handled in order as if sent one by one; one invalid frame refuses the whole batch. */
+export const ClientBatchFrame = z.object({
+	type: z.literal("batch"),
+	frames: z.array(BatchableClientFrame).min(1).max(MAX_BATCH_FRAMES),
+});
+
+export const ClientFrame = z.discriminatedUnion("type", [AuthFrame, ClientBatchFrame, BatchableClientFrame]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 
 export const SOCKET_ERROR_CODES = [
@@ -48,7 +68,8 @@ export const SOCKET_ERROR_CODES = [
 	"STALE_EPOCH",
 ] as const;
 
-export const ServerFrame = z.discriminatedUnion("type", [
+/** Every server frame but `batch`, which carries them. */
+export const SingleServerFrame = z.discriminatedUnion("type", [
 	z.object({ type: z.literal("ready"), userId: UserId, lastSeq: z.number().int() }),
 	z.object({ type: z.literal("message"), message: Message }),
 	z.object({ type: z.literal("ack"), clientId: ClientId, seq: z.number().int() }),
@@ -114,4 +135,13 @@ export const ServerFrame = z.discriminatedUnion("type", [
 		requestId: z.string().optional(),
 	}),
 ]);
+export type SingleServerFrame = z.infer<typeof SingleServerFrame>;
+
+/** Only to sockets that selected BATCH_SUBPROTOCOL: frames that were ready at once, in order. */
+export const ServerBatchFrame = z.object({
+	type: z.literal("batch"),
+	frames: z.array(SingleServerFrame).min(1),
+});
+
+export const ServerFrame = z.discriminatedUnion("type", [SingleServerFrame, ServerBatchFrame]);
 export type ServerFrame = z.infer<typeof ServerFrame>;

@@ -2,10 +2,12 @@
 // resumes from the last seq it saw after every reconnect, and backs off.
 import {
 	APP_SUBPROTOCOL,
+	BATCH_SUBPROTOCOL,
 	BEARER_SUBPROTOCOL_PREFIX,
 	type ClientFrame,
 	type Message,
 	ServerFrame,
+	type SingleServerFrame,
 } from "@secureconnect/protocol";
 
 export interface WebSocketLike {
@@ -33,8 +35,8 @@ export interface ConversationSocketOptions {
 	token: () => Promise<string>;
 	afterSeq: () => number;
 	onMessage: (message: Message) => Promise<void> | void;
-	/** Every other frame (typing, receipt, presence, ack, error…), as it arrives. */
-	onEvent?: (frame: ServerFrame) => void;
+	/** Every other frame (typing, receipt, presence, ack, error…), as it arrives; a batch arrives unpacked. */
+	onEvent?: (frame: SingleServerFrame) => void;
 	connect?: SocketConnector;
 }
 
@@ -61,6 +63,7 @@ export class ConversationSocket {
 		try {
 			const token = await this.#options.token();
 			const ws = await (this.#options.connect ?? defaultConnect)(this.#options.url, [
+				BATCH_SUBPROTOCOL,
 				APP_SUBPROTOCOL,
 				`${BEARER_SUBPROTOCOL_PREFIX}${token}`,
 			]);
@@ -81,7 +84,11 @@ export class ConversationSocket {
 	#onFrame(text: string): void {
 		const parsed = ServerFrame.safeParse(JSON.parse(text));
 		if (!parsed.success) return;
-		const frame = parsed.data;
+		if (parsed.data.type === "batch") for (const frame of parsed.data.frames) this.#apply(frame);
+		else this.#apply(parsed.data);
+	}
+
+	#apply(frame: SingleServerFrame): void {
 		if (frame.type === "ready") this.#ws?.send(JSON.stringify({ type: "resume", afterSeq: this.#options.afterSeq() }));
 		if (frame.type === "resumed") this.#markReady();
 		if (frame.type === "message") {

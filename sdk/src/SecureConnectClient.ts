@@ -7,7 +7,7 @@ import type {
 	LoginResponse,
 	Message,
 	PendingWelcome,
-	ServerFrame,
+	SingleServerFrame,
 	User,
 } from "@secureconnect/protocol";
 import type { ClientState } from "ts-mls";
@@ -365,7 +365,7 @@ export class SecureConnectClient {
 	connect(
 		conversationId: string,
 		onMessage: (message: ReceivedMessage) => void,
-		onEvent?: (frame: ServerFrame) => void,
+		onEvent?: (frame: SingleServerFrame) => void,
 	): ConversationSocket {
 		const group = this.#group(conversationId);
 		return new ConversationSocket({

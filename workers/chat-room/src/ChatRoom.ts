@@ -1,5 +1,5 @@
 import type {
-	ClientFrame,
+	BatchableClientFrame,
 	ConversationId,
 	DeviceId,
 	HistoryPage,
@@ -7,7 +7,7 @@ import type {
 	Message,
 	PendingWelcome,
 	PresenceState,
-	ServerFrame,
+	SingleServerFrame,
 	UserId,
 	WelcomeEnvelope,
 } from "@secureconnect/protocol";
@@ -209,7 +209,7 @@ export class ChatRoom extends SocketServer {
 	}
 
 	/** Sends an event (a member's device added or removed) to every socket here. */
-	async announce(frame: ServerFrame): Promise<void> {
+	async announce(frame: SingleServerFrame): Promise<void> {
 		if (frame.type === "device" && this.#conversationId) frame = { ...frame, conversationId: this.#conversationId };
 		this.broadcast(frame);
 	}
@@ -238,7 +238,7 @@ export class ChatRoom extends SocketServer {
 		this.#announcePresence(info.userId, byUser.get(info.userId), ws);
 	}
 
-	protected async onFrame(ws: WebSocket, info: Authed, frame: ClientFrame): Promise<void> {
+	protected async onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): Promise<void> {
 		switch (frame.type) {
 			case "send":
 			case "edit":
@@ -326,7 +326,12 @@ export class ChatRoom extends SocketServer {
 		if (this.#queuedSends.length === 1) setTimeout(() => this.#storeQueuedSends(), 0);
 	}
 
+	/** Each socket gets this turn's acks and messages together (one frame where it selected batches). */
 	#storeQueuedSends(): void {
+		this.batched(() => this.#storeBatch());
+	}
+
+	#storeBatch(): void {
 		const batch = this.#queuedSends;
 		this.#queuedSends = [];
 		const stored = new Map<Message["kind"], { count: number; bytes: number }>();

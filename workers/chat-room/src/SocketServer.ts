@@ -3,7 +3,16 @@
 // parsing, heartbeat and idle close. Subclasses implement the hooks.
 
 import { DurableObject } from "cloudflare:workers";
-import { BEARER_SUBPROTOCOL_PREFIX, ClientFrame, type ServerFrame } from "@secureconnect/protocol";
+import {
+	APP_SUBPROTOCOL,
+	BATCH_SUBPROTOCOL,
+	type BatchableClientFrame,
+	BEARER_SUBPROTOCOL_PREFIX,
+	ClientFrame,
+	MAX_BATCH_FRAMES,
+	type ServerFrame,
+	type SingleServerFrame,
+} from "@secureconnect/protocol";
 import { and, inArray, isNull } from "drizzle-orm";
 import { authenticate } from "../../api/src/auth/authenticate.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
@@ -37,6 +46,12 @@ export const SESSION_RECHECK_MS = 60_000;
  */
 const ATTACHMENT_REFRESH_MS = 5_000;
 
+/**
+ * A batch for one socket is closed at this many bytes and the next one
+ * begun: well under the 1 MiB a WebSocket message may carry.
+ */
+const MAX_BATCH_BYTES = 256 * 1024;
+
 const PING = '{"type":"ping"}';
 const PONG = '{"type":"pong"}';
 
@@ -50,6 +65,8 @@ export interface SocketInfo {
 	presence: "online" | "away";
 	/** The id of the upgrade request (x-request-id from the api): in this socket's log lines and jobs. */
 	requestId?: string;
+	/** The client selected BATCH_SUBPROTOCOL: frames ready at once may share one `batch` frame. */
+	batch?: boolean;
 }
 
 export type Authed = SocketInfo & { authed: true };
@@ -62,6 +79,8 @@ export abstract class SocketServer extends DurableObject<Env> {
 	/** When each socket's attachment was last written with its lastActive. */
 	#stored = new WeakMap<WebSocket, number>();
 	#byUser: Map<string, Set<WebSocket>> | undefined;
+	/** While set (see batched), frames wait here, serialized, to go out together. */
+	#outbox: Map<WebSocket, string[]> | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -74,7 +93,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 	/** May this user hold a socket here? */
 	protected abstract isAllowed(userId: string): boolean;
 	protected abstract onAuthenticated(ws: WebSocket, info: Authed): void | Promise<void>;
-	protected abstract onFrame(ws: WebSocket, info: Authed, frame: ClientFrame): void | Promise<void>;
+	protected abstract onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): void | Promise<void>;
 	protected abstract onDisconnected(info: Authed): void | Promise<void>;
 	/** Extra work at each alarm; returns when the next alarm is wanted (ms epoch), if at all. */
 	protected onAlarm(): number | undefined | Promise<number | undefined> {
@@ -136,23 +155,71 @@ export abstract class SocketServer extends DurableObject<Env> {
 		return out;
 	}
 
-	protected sendFrame(ws: WebSocket, frame: ServerFrame): void {
-		try {
-			ws.send(JSON.stringify(frame));
-		} catch {
-			// The socket is closing; its close handler cleans up.
+	protected sendFrame(ws: WebSocket, frame: SingleServerFrame): void {
+		this.#deliver(ws, JSON.stringify(frame));
+	}
+
+	protected broadcast(frame: SingleServerFrame, except?: WebSocket): void {
+		const text = JSON.stringify(frame);
+		for (const sockets of this.#sockets().values()) {
+			for (const ws of sockets) if (ws !== except) this.#deliver(ws, text);
 		}
 	}
 
-	protected broadcast(frame: ServerFrame, except?: WebSocket): void {
-		const text = JSON.stringify(frame);
-		for (const [ws] of this.authedSockets()) {
-			if (ws === except) continue;
-			try {
-				ws.send(text);
-			} catch {
-				// closing
-			}
+	/**
+	 * Runs `work` (synchronous) with every frame it sends held back, then sends
+	 * each socket its frames: one `batch` frame to sockets that selected
+	 * BATCH_SUBPROTOCOL, one by one to the others. Order per socket is kept.
+	 */
+	protected batched<T>(work: () => T): T {
+		if (this.#outbox) return work();
+		const outbox = new Map<WebSocket, string[]>();
+		this.#outbox = outbox;
+		try {
+			return work();
+		} finally {
+			this.#outbox = undefined;
+			for (const [ws, texts] of outbox) this.#flush(ws, texts);
+		}
+	}
+
+	#deliver(ws: WebSocket, text: string): void {
+		const outbox = this.#outbox;
+		if (!outbox) {
+			this.#send(ws, text);
+			return;
+		}
+		const queued = outbox.get(ws);
+		if (queued) queued.push(text);
+		else outbox.set(ws, [text]);
+	}
+
+	#flush(ws: WebSocket, texts: string[]): void {
+		if (texts.length === 1 || !this.info(ws)?.batch) {
+			for (const text of texts) this.#send(ws, text);
+			return;
+		}
+		let group: string[] = [];
+		let bytes = 0;
+		const emit = () => {
+			if (group.length === 0) return;
+			this.#send(ws, group.length === 1 ? (group[0] as string) : `{"type":"batch","frames":[${group.join(",")}]}`);
+			group = [];
+			bytes = 0;
+		};
+		for (const text of texts) {
+			if (group.length === MAX_BATCH_FRAMES || (group.length > 0 && bytes + text.length > MAX_BATCH_BYTES)) emit();
+			group.push(text);
+			bytes += text.length;
+		}
+		emit();
+	}
+
+	#send(ws: WebSocket, text: string): void {
+		try {
+			ws.send(text);
+		} catch {
+			// The socket is closing; its close handler cleans up.
 		}
 	}
 
@@ -182,6 +249,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 		const { 0: client, 1: server } = new WebSocketPair();
 		this.ctx.acceptWebSocket(server);
 		const now = Date.now();
+		const protocol = request.headers.get(PROTOCOL_HEADER);
 		const info: SocketInfo = {
 			userId: userId ?? "",
 			sessionId: sessionId ?? "",
@@ -190,6 +258,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 			lastActive: now,
 			presence: "online",
 			requestId: request.headers.get(REQUEST_ID_HEADER) ?? crypto.randomUUID(),
+			...(protocol === BATCH_SUBPROTOCOL && { batch: true }),
 		};
 		this.setInfo(server, info);
 		const sockets = this.ctx.getWebSockets().length;
@@ -199,7 +268,6 @@ export abstract class SocketServer extends DurableObject<Env> {
 			now + (info.authed ? this.limits.IDLE_TIMEOUT_SECONDS : this.limits.AUTH_TIMEOUT_SECONDS) * 1000,
 		);
 		if (info.authed) await this.onAuthenticated(server, info as Authed);
-		const protocol = request.headers.get(PROTOCOL_HEADER);
 		return new Response(null, {
 			status: 101,
 			webSocket: client,
@@ -238,9 +306,14 @@ export abstract class SocketServer extends DurableObject<Env> {
 			return this.#authenticateFrame(ws, info, parsed.token);
 		}
 		if (info.lastActive - (this.#stored.get(ws) ?? 0) >= ATTACHMENT_REFRESH_MS) this.setInfo(ws, info);
-		if (parsed.type === "ping") return this.sendFrame(ws, { type: "pong" });
 		if (parsed.type === "auth") return;
-		await this.onFrame(ws, info as Authed, parsed);
+		if (parsed.type !== "batch") return this.#onFrame(ws, info as Authed, parsed);
+		for (const frame of parsed.frames) await this.#onFrame(ws, info as Authed, frame);
+	}
+
+	async #onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): Promise<void> {
+		if (frame.type === "ping") return this.sendFrame(ws, { type: "pong" });
+		await this.onFrame(ws, info, frame);
 	}
 
 	async #authenticateFrame(ws: WebSocket, info: SocketInfo, token: string): Promise<void> {
@@ -398,6 +471,6 @@ export function tokenFromProtocols(header: string | null): { token: string | und
 		.map((p) => p.trim())
 		.filter(Boolean);
 	const bearer = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
-	const app = offered.find((p) => p === "secureconnect.v1");
+	const app = offered.find((p) => p === BATCH_SUBPROTOCOL) ?? offered.find((p) => p === APP_SUBPROTOCOL);
 	return { token: bearer?.slice(BEARER_SUBPROTOCOL_PREFIX.length), selected: app ?? bearer };
 }

@@ -1,4 +1,4 @@
-import type { ClientFrame, ConversationId, ServerFrame, UserId } from "@secureconnect/protocol";
+import type { BatchableClientFrame, ConversationId, SingleServerFrame, UserId } from "@secureconnect/protocol";
 import type { NotificationJob } from "../../api/src/notifications/consumer.ts";
 import { type Authed, SocketServer } from "./SocketServer.ts";
 
@@ -152,7 +152,7 @@ export class UserChannel extends SocketServer {
 		return out;
 	}
 
-	async notify(userId: string, frame: ServerFrame): Promise<void> {
+	async notify(userId: string, frame: SingleServerFrame): Promise<void> {
 		this.#remember(userId);
 		this.broadcast(frame);
 	}
@@ -174,7 +174,7 @@ export class UserChannel extends SocketServer {
 		this.sendFrame(ws, { type: "ready", userId: info.userId as UserId, lastSeq: 0 });
 	}
 
-	protected onFrame(ws: WebSocket, _info: Authed, frame: ClientFrame): void {
+	protected onFrame(ws: WebSocket, _info: Authed, frame: BatchableClientFrame): void {
 		if (frame.type !== "presence") this.fail(ws, "BAD_FRAME", `"${frame.type}" is sent on a conversation socket.`);
 	}
 

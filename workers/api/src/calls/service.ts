@@ -1,6 +1,6 @@
 // The call lifecycle lives in Postgres; ringing and state changes travel over
 // the members' user channels (and push), media flows through a media node.
-import type { Call, ConversationId, ServerFrame, UserId } from "@secureconnect/protocol";
+import type { Call, ConversationId, SingleServerFrame, UserId } from "@secureconnect/protocol";
 import { and, asc, eq, gt, inArray, ne, sql } from "drizzle-orm";
 import type { Config } from "../config/config.ts";
 import { notifyUsers } from "../conversations/service.ts";
@@ -199,10 +199,10 @@ export async function busyUsers(db: Database, userIds: string[]): Promise<Set<st
 
 export function callFrame(
 	call: Pick<Call, "id" | "conversationId" | "media">,
-	event: Extract<ServerFrame, { type: "call" }>["event"],
+	event: Extract<SingleServerFrame, { type: "call" }>["event"],
 	userId: string,
 	extra: { nodeId?: string } = {},
-): ServerFrame {
+): SingleServerFrame {
 	return {
 		type: "call",
 		event,
@@ -214,7 +214,12 @@ export function callFrame(
 	};
 }
 
-export async function tellParticipants(env: Env, db: Database, callId: string, frame: ServerFrame): Promise<void> {
+export async function tellParticipants(
+	env: Env,
+	db: Database,
+	callId: string,
+	frame: SingleServerFrame,
+): Promise<void> {
 	const loaded = await loadCall(db, callId);
 	if (!loaded) return;
 	await notifyUsers(

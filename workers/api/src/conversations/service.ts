@@ -1,6 +1,6 @@
 // Conversations and memberships live in Postgres; every change is pushed to
 // the conversation's Durable Object (and the members' user channels) at once.
-import type { Conversation, ConversationId, Member, ServerFrame, UserId } from "@secureconnect/protocol";
+import type { Conversation, ConversationId, Member, SingleServerFrame, UserId } from "@secureconnect/protocol";
 import { and, eq, inArray, or } from "drizzle-orm";
 import { isBlockedEitherWay } from "../accounts/users.ts";
 import type { Database } from "../db/client.ts";
@@ -82,7 +82,7 @@ export async function resyncDirect(db: Database, env: Env, a: string, b: string)
 	if (row) await syncRoom(env, row, await membersOf(db, row.id), db);
 }
 
-export async function notifyUsers(env: Env, userIds: string[], frame: ServerFrame): Promise<void> {
+export async function notifyUsers(env: Env, userIds: string[], frame: SingleServerFrame): Promise<void> {
 	await Promise.allSettled(userIds.map((id) => channelOf(env, id).notify(id, frame)));
 }
 

@@ -1,4 +1,5 @@
 import { abortAllDurableObjects } from "cloudflare:test";
+import { APP_SUBPROTOCOL, BATCH_SUBPROTOCOL, MAX_BATCH_FRAMES } from "@secureconnect/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { call, signUp } from "./helpers.ts";
@@ -179,6 +180,88 @@ describe("conversation sockets", () => {
 			{ token: b.accessToken },
 		);
 		expect(history.body.messages[0]).toMatchObject({ seq: 1, deleted: true, ciphertext: "" });
+	});
+});
+
+describe("batches (the secureconnect.v1.batch subprotocol)", () => {
+	const protocols = (token: string) => [BATCH_SUBPROTOCOL, APP_SUBPROTOCOL, `bearer.${token}`];
+
+	it("a client batch is handled in order; its acks and messages reach a batch socket as one frame, others one by one", async () => {
+		const owner = await signUp();
+		const member = await signUp();
+		const id = await createGroup(owner.accessToken, [member.id]);
+		const batched = await TestSocket.open(
+			`/v1/conversations/${id}/ws`,
+			owner.accessToken,
+			protocols(owner.accessToken),
+		);
+		const plain = await TestSocket.open(`/v1/conversations/${id}/ws`, member.accessToken, [
+			APP_SUBPROTOCOL,
+			`bearer.${member.accessToken}`,
+		]);
+		expect(batched.protocol).toBe(BATCH_SUBPROTOCOL);
+		expect(plain.protocol).toBe(APP_SUBPROTOCOL);
+		await Promise.all([batched.next("ready"), plain.next("ready")]);
+		const before = batched.received.length;
+		batched.send({
+			type: "batch",
+			frames: ["b1", "b2", "b3"].map((clientId) => ({ type: "send", clientId, ciphertext: b64(clientId) })),
+		});
+		await batched.next("ack", (f) => f.clientId === "b3");
+		const frame = batched.received.slice(before).find((f) => f.type === "batch");
+		expect(
+			frame?.type === "batch" &&
+				frame.frames.map((f) =>
+					f.type === "ack" ? `ack ${f.seq}` : f.type === "message" ? `message ${f.message.seq}` : f.type,
+				),
+		).toEqual(["message 1", "ack 1", "message 2", "ack 2", "message 3", "ack 3"]);
+		await plain.next("message", (f) => f.message.seq === 3);
+		const plainMessages = plain.received.filter((f) => f.type === "message" || f.type === "batch");
+		expect(plainMessages.map((f) => (f.type === "message" ? f.message.clientId : f.type))).toEqual(["b1", "b2", "b3"]);
+	});
+
+	it("refuses a whole batch with one invalid frame and stores none of it", async () => {
+		const owner = await signUp();
+		const id = await createGroup(owner.accessToken, [(await signUp()).id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, owner.accessToken, protocols(owner.accessToken));
+		await ws.next("ready");
+		const refusal = async (frame: unknown) => {
+			const from = ws.frames.length;
+			ws.send(frame);
+			const error = await ws.next("error", () => true, 5_000, from);
+			expect(error.code).toBe("BAD_FRAME");
+			return error.message;
+		};
+		const mixed = [
+			{ type: "send", clientId: "ok", ciphertext: b64("fine") },
+			{ type: "send", clientId: "bad", ciphertext: 42 },
+		];
+		expect(await refusal({ type: "batch", frames: mixed })).toContain("frames.1.ciphertext");
+		expect(await refusal({ type: "batch", frames: [{ type: "auth", token: owner.accessToken }] })).toContain(
+			"frames.0.type",
+		);
+		const tooMany = Array.from({ length: MAX_BATCH_FRAMES + 1 }, () => ({ type: "ping" }));
+		expect(await refusal({ type: "batch", frames: tooMany })).toContain("frames");
+		expect(await refusal({ type: "batch", frames: [] })).toContain("frames");
+		ws.send({ type: "send", clientId: "after", ciphertext: b64("after") });
+		expect((await ws.next("ack", (f) => f.clientId === "after")).seq).toBe(1);
+		const history = await call<{ messages: Array<{ clientId: string }> }>(`/v1/conversations/${id}/messages`, {
+			token: owner.accessToken,
+		});
+		expect(history.body.messages.map((m) => m.clientId)).toEqual(["after"]);
+		expect(ws.frames.filter((f) => f.type === "pong")).toEqual([]);
+	});
+
+	it("answers pings and typing inside a batch like single frames", async () => {
+		const owner = await signUp();
+		const member = await signUp();
+		const id = await createGroup(owner.accessToken, [member.id]);
+		const ws = await TestSocket.open(`/v1/conversations/${id}/ws`, owner.accessToken, protocols(owner.accessToken));
+		const other = await TestSocket.open(`/v1/conversations/${id}/ws`, member.accessToken);
+		await Promise.all([ws.next("ready"), other.next("ready")]);
+		ws.send({ type: "batch", frames: [{ type: "ping" }, { type: "typing", on: true }] });
+		await ws.next("pong");
+		expect(await other.next("typing")).toMatchObject({ userId: owner.id, on: true });
 	});
 });
 

@@ -1,20 +1,28 @@
 import { SELF } from "cloudflare:test";
-import type { ServerFrame } from "@secureconnect/protocol";
+import type { ServerFrame, SingleServerFrame } from "@secureconnect/protocol";
 import { call } from "./helpers.ts";
 
-type Frame = ServerFrame;
+type Frame = SingleServerFrame;
 
-/** A client socket for tests: collects frames, waits for the ones a test expects. */
+/** A client socket for tests: collects frames (a batch unpacked), waits for the ones a test expects. */
 export class TestSocket {
 	readonly frames: Frame[] = [];
+	/** Each WebSocket message as it came, a batch still whole. */
+	readonly received: ServerFrame[] = [];
+	/** The subprotocol the server selected ("" for none). */
+	readonly protocol: string;
 	closed: { code: number; reason: string } | undefined;
 	readonly #ws: WebSocket;
 	#waiters: Array<() => void> = [];
 
-	private constructor(ws: WebSocket) {
+	private constructor(ws: WebSocket, protocol: string) {
 		this.#ws = ws;
+		this.protocol = protocol;
 		ws.addEventListener("message", (e) => {
-			this.frames.push(JSON.parse(String(e.data)) as Frame);
+			const frame = JSON.parse(String(e.data)) as ServerFrame;
+			this.received.push(frame);
+			if (frame.type === "batch") this.frames.push(...frame.frames);
+			else this.frames.push(frame);
 			this.#wake();
 		});
 		ws.addEventListener("close", (e) => {
@@ -30,7 +38,7 @@ export class TestSocket {
 		const res = await SELF.fetch(`http://api.test${path}`, { headers });
 		if (!res.webSocket) throw new Error(`upgrade refused: ${res.status} ${await res.text()}`);
 		res.webSocket.accept();
-		return new TestSocket(res.webSocket);
+		return new TestSocket(res.webSocket, res.headers.get("sec-websocket-protocol") ?? "");
 	}
 
 	/** The status and body an upgrade is refused with. */

@@ -54,7 +54,7 @@ export const realtimeRoutes = createRouter()
 		const id = c.req.param("id");
 		if (!token) {
 			if (!/^cnv_[a-z2-7]{10,40}$/.test(id)) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
-			return handOver(roomOf(c.env, id), c, {});
+			return handOver(roomOf(c.env, id), c, selected ? { [PROTOCOL_HEADER]: selected } : {});
 		}
 		const principal = await authenticate(c.var.config, c.var.db, token);
 		const { row } = await conversationForMember(c.var.db, id, principal.userId);
