@@ -92,7 +92,7 @@ export class ChatRoom extends SocketServer {
 	#queuedSends: Array<{ ws: WebSocket; input: SendInput }> = [];
 	readonly #announcer = new ActivityAnnouncer({
 		members: () => this.#members.keys(),
-		online: () => new Set(this.authedSockets().map(([, info]) => info.userId)),
+		online: () => this.onlineUsers(),
 		tell: async (userId, activity) => {
 			const conversationId = this.#conversationId;
 			if (conversationId) await this.#channel(userId).activity({ userId, conversationId, ...activity });
@@ -102,6 +102,8 @@ export class ChatRoom extends SocketServer {
 	#channels = new Map<string, DurableObjectStub<UserChannel>>();
 	/** The presence each member was last announced with: only changes are broadcast. */
 	#announcedPresence = new Map<string, PresenceState>();
+	/** Senders whose read position moved with their own messages this turn, written once at its end. */
+	#unwrittenReads = new Set<string>();
 
 	constructor(ctx: DurableObjectState, env: ConstructorParameters<typeof SocketServer>[1]) {
 		super(ctx, env);
@@ -184,6 +186,7 @@ export class ChatRoom extends SocketServer {
 	/** Over REST the answer waits for the user channels, so a conversation list read next is current. */
 	async send(input: SendInput): Promise<SendResult> {
 		const result = this.#append(input);
+		this.#writeReads();
 		if (!result.ok) return result;
 		if (!result.duplicate) {
 			recordMessage(this.env, { kind: result.message.kind, bytes: base64Bytes(result.message.ciphertext) });
@@ -226,12 +229,20 @@ export class ChatRoom extends SocketServer {
 		return this.#members.has(userId);
 	}
 
+	/** The newcomer's greeting (ready, then everyone's presence) goes out as one batch where it selected batches. */
 	protected onAuthenticated(ws: WebSocket, info: Authed): void {
+		this.batched(() => this.#greet(ws, info));
+	}
+
+	#greet(ws: WebSocket, info: Authed): void {
 		this.sendFrame(ws, { type: "ready", userId: info.userId as UserId, lastSeq: this.#messages.lastSeq });
 		// Tell the newcomer who is here (one pass over the sockets, not one per member), then tell everyone.
 		const byUser = new Map<string, Authed[]>();
-		for (const [, socket] of this.authedSockets())
-			byUser.set(socket.userId, [...(byUser.get(socket.userId) ?? []), socket]);
+		for (const [, socket] of this.authedSockets()) {
+			const sockets = byUser.get(socket.userId);
+			if (sockets) sockets.push(socket);
+			else byUser.set(socket.userId, [socket]);
+		}
 		for (const userId of this.#members.keys()) {
 			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId, byUser.get(userId) ?? []));
 		}
@@ -335,11 +346,14 @@ export class ChatRoom extends SocketServer {
 		const batch = this.#queuedSends;
 		this.#queuedSends = [];
 		const stored = new Map<Message["kind"], { count: number; bytes: number }>();
+		let announced: Promise<void> | undefined;
 		for (const { ws, input } of batch) {
 			const result = this.#append(input);
 			if (result.ok) {
 				this.sendFrame(ws, { type: "ack", clientId: input.clientId, seq: result.message.seq });
 				if (result.duplicate) continue;
+				// The announcer settles messages in seq order: waiting for the last one waits for all.
+				announced = result.announced;
 				const totals = stored.get(result.message.kind) ?? { count: 0, bytes: 0 };
 				totals.count++;
 				totals.bytes += base64Bytes(input.ciphertext);
@@ -354,6 +368,8 @@ export class ChatRoom extends SocketServer {
 				...(result.currentEpoch !== undefined && { currentEpoch: result.currentEpoch }),
 			});
 		}
+		this.#writeReads();
+		if (announced) this.ctx.waitUntil(announced);
 		for (const [kind, totals] of stored) recordMessage(this.env, { kind, ...totals });
 	}
 
@@ -387,7 +403,6 @@ export class ChatRoom extends SocketServer {
 		this.#markRead(input.senderId, message.seq, false);
 		this.broadcast({ type: "message", message });
 		const announced = this.#announcer.stored(message.seq, message.senderId, input.requestId);
-		this.ctx.waitUntil(announced);
 		if (this.#retentionSeconds) void this.scheduleAlarm(Date.now() + this.#retentionSeconds * 1000);
 		return { ok: true, message, duplicate: false, announced };
 	}
@@ -549,13 +564,21 @@ export class ChatRoom extends SocketServer {
 		return { groupId: this.#mls?.groupId ?? null, epoch: this.#mls?.epoch ?? 0 };
 	}
 
+	/**
+	 * A member read up to `seq`. Unannounced (a sender's own message) the row is
+	 * written by #writeReads at the end of the turn: same commit, one write.
+	 */
 	#markRead(userId: string, seq: number, announce = true): void {
 		const member = this.#members.get(userId);
 		const bounded = Math.min(seq, this.#messages.lastSeq);
 		if (!member || bounded <= member.lastRead) return;
 		member.lastRead = bounded;
+		if (!announce) {
+			this.#unwrittenReads.add(userId);
+			return;
+		}
 		this.ctx.storage.sql.exec("UPDATE members SET last_read = ? WHERE user_id = ?", bounded, userId);
-		if (!announce) return;
+		this.#unwrittenReads.delete(userId);
 		this.broadcast({ type: "receipt", userId: userId as UserId, seq: bounded });
 		const conversationId = this.#conversationId;
 		if (conversationId) {
@@ -567,7 +590,21 @@ export class ChatRoom extends SocketServer {
 		}
 	}
 
+	#writeReads(): void {
+		for (const userId of this.#unwrittenReads) {
+			const member = this.#members.get(userId);
+			if (member)
+				this.ctx.storage.sql.exec("UPDATE members SET last_read = ? WHERE user_id = ?", member.lastRead, userId);
+		}
+		this.#unwrittenReads.clear();
+	}
+
+	/** A replay goes out in batches where the socket selected them. */
 	#resume(ws: WebSocket, afterSeq: number): void {
+		this.batched(() => this.#replay(ws, afterSeq));
+	}
+
+	#replay(ws: WebSocket, afterSeq: number): void {
 		const from = afterSeq;
 		let cursor = afterSeq;
 		// Synchronous: no new message can interleave, so replay then live has no gap and no duplicate.

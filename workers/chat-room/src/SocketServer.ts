@@ -155,6 +155,13 @@ export abstract class SocketServer extends DurableObject<Env> {
 		return out;
 	}
 
+	/** Users with at least one authenticated socket here. */
+	protected onlineUsers(): Set<string> {
+		const online = new Set<string>();
+		for (const [userId, sockets] of this.#sockets()) if (sockets.size > 0) online.add(userId);
+		return online;
+	}
+
 	protected sendFrame(ws: WebSocket, frame: SingleServerFrame): void {
 		this.#deliver(ws, JSON.stringify(frame));
 	}

@@ -21,8 +21,26 @@ function bytesOf(base64: string): Uint8Array | undefined {
 	}
 }
 
+/** RFC 9420 §6: an MLSMessage opens with version mls10 (1) and a wire format (1 public, 2 private). */
+const MLS10 = 1;
+const FRAMED_WIRE_FORMATS = new Set([1, 2]);
+
+/**
+ * Whether the first four bytes can open a public or private MLS message: the
+ * first eight base64 characters decide it, so other ciphertext is never
+ * decoded whole (most of a send's cost otherwise).
+ */
+function mayBeFramed(base64: string): boolean {
+	const head = bytesOf(base64.slice(0, 8));
+	if (!head || head.length < 4) return false;
+	const version = ((head[0] as number) << 8) | (head[1] as number);
+	const wireFormat = ((head[2] as number) << 8) | (head[3] as number);
+	return version === MLS10 && FRAMED_WIRE_FORMATS.has(wireFormat);
+}
+
 /** The framing of a public or private MLS message, or undefined when the bytes are not one. */
 export function readFraming(base64: string): MlsFraming | undefined {
+	if (!mayBeFramed(base64)) return undefined;
 	const bytes = bytesOf(base64);
 	if (!bytes || bytes.length < 4) return undefined;
 	let decoded: ReturnType<typeof decodeMlsMessage>;
