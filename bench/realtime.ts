@@ -43,9 +43,8 @@ interface Counts {
 	fanout1000: number;
 	warmup: number;
 	/**
-	 * Messages of the throughput test. The product's rate falls as a run goes on
-	 * (README: user-channel notifications fall behind), so the figure depends on
-	 * this count: 3,000 took minutes, hence 1,000.
+	 * Messages of the throughput test: about a second of sending for each
+	 * system here, long enough that one stall does not make the figure.
 	 */
 	throughput: number;
 	/**
@@ -58,8 +57,8 @@ interface Counts {
 	socketsPerUser: number;
 }
 
-export const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 1000, socketsPerUser: 10 };
-export const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 500, socketsPerUser: 100 };
+export const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 10_000, socketsPerUser: 10 };
+export const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 3_000, socketsPerUser: 100 };
 const PRODUCT_SOCKETS_PER_USER = 10;
 
 function log(message: string): void {
@@ -226,11 +225,11 @@ function productOpener(base: string, conversationId: string, token: string, sign
 }
 
 /** A client of the `ws` relay: it sends the same frame the product gets; every relayed copy is a "message". */
-function wsOpener(port: number, signal: Signal): Opener {
+function wsOpener(url: string, signal: Signal): Opener {
 	return (listener) =>
 		openWs(
 			{
-				url: `ws://127.0.0.1:${port}/`,
+				url,
 				protocols: [],
 				signal,
 				frameOf: (clientId) => JSON.stringify({ type: "send", clientId, ciphertext: CIPHERTEXT }),
@@ -357,7 +356,7 @@ class ThroughputProbe {
 		if (kind !== "ack" || !clientId.startsWith(this.#prefix)) return;
 		this.#acked++;
 		if (this.#acked === Math.floor(this.#count / 2)) this.#halfway = performance.now();
-		if (this.#acked % 500 === 0) {
+		if (this.#acked % Math.max(500, Math.floor(this.#count / 4)) === 0) {
 			log(
 				`  ${this.#acked} of ${this.#count} acknowledged after ${((performance.now() - this.#t0) / 1000).toFixed(2)} s`,
 			);
@@ -586,14 +585,18 @@ async function startBaseline(name: string, script: string, port: number): Promis
 	return managed;
 }
 
-function baselineSystem(name: string, managed: Managed, opener: Opener, signal: Signal, echoIsAck: boolean): System {
-	const pid = managed.child.pid;
-	if (pid === undefined) throw new Error(`${name} has no pid`);
+function baselineSystem(
+	name: string,
+	processes: () => { server: number[] },
+	opener: Opener,
+	signal: Signal,
+	echoIsAck: boolean,
+): System {
 	return {
 		name,
 		signal,
 		echoIsAck,
-		processes: () => ({ server: [pid] }),
+		processes,
 		// One server-wide room: every connected client is in the conversation.
 		conversation: async () => ({ sender: opener, receiver: () => opener }),
 	};
@@ -612,6 +615,37 @@ interface Account {
  */
 function wranglerProcesses(wrangler: Managed, port: number): { server: number[] } {
 	return { server: wranglerWorkerd(wrangler.child.pid as number, port).runtime };
+}
+
+function pidOf(managed: Managed): () => { server: number[] } {
+	const pid = managed.child.pid;
+	if (pid === undefined) throw new Error(`${managed.name} has no pid`);
+	return () => ({ server: [pid] });
+}
+
+/** The floor in workerd: bench/do-relay-worker.ts, a Durable Object relaying like the ws baseline. */
+async function measureDoRelay(counts: Counts, dataDir: string, port: number): Promise<Results> {
+	const wrangler = startWranglerDev({
+		localObservability: false,
+		root: ROOT,
+		port,
+		persistTo: join(dataDir, "do-relay"),
+		vars: {},
+		config: join(ROOT, "bench/wrangler.do-relay.toml"),
+		name: "bench-do-relay",
+	});
+	try {
+		if (!(await waitForHttp(`http://127.0.0.1:${port}/health`, 60_000))) throw new Error("the DO relay did not start");
+		const processes = () => wranglerProcesses(wrangler, port);
+		const entry = await runtimeEntry(processes().server);
+		const signal = new Signal();
+		return await measure(
+			baselineSystem("do-relay", processes, wsOpener(`${entry.replace(/^http/, "ws")}/relay`, signal), signal, true),
+			counts,
+		);
+	} finally {
+		await stopAll();
+	}
 }
 
 async function productSystem(
@@ -745,16 +779,21 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 
 	const wsSignal = new Signal();
 	const wsServer = await startBaseline("ws-baseline", "ws-server.ts", port + 2);
-	const ws = await measure(baselineSystem("ws", wsServer, wsOpener(port + 2, wsSignal), wsSignal, true), counts);
+	const ws = await measure(
+		baselineSystem("ws", pidOf(wsServer), wsOpener(`ws://127.0.0.1:${port + 2}/`, wsSignal), wsSignal, true),
+		counts,
+	);
 	await stopAll();
 	const sioSignal = new Signal();
 	const sioServer = await startBaseline("socketio-baseline", "socketio-server.ts", port + 3);
 	const sio = await measure(
-		baselineSystem("socket.io", sioServer, socketIoOpener(port + 3, sioSignal), sioSignal, false),
+		baselineSystem("socket.io", pidOf(sioServer), socketIoOpener(port + 3, sioSignal), sioSignal, false),
 		counts,
 	);
 	await stopAll();
+	const relay = await measureDoRelay(counts, dataDir, port + 4);
 	const product = await measureProduct(counts, dataDir, port);
+	const f1000Relay = summarize(relay.fanout1000);
 
 	const f100 = { sc: summarize(product.fanout100), ws: summarize(ws.fanout100), sio: summarize(sio.fanout100) };
 	const f1000 = { sc: summarize(product.fanout1000), ws: summarize(ws.fanout1000), sio: summarize(sio.fanout1000) };
@@ -836,6 +875,43 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 				label: `Node ws relay process, same way (Socket.IO: ${bytes(sio.bytesPerSocket)} B)`,
 				value: bytes(ws.bytesPerSocket),
 			},
+		},
+		{
+			key: "do_fanout1000_p50_ms",
+			label:
+				"Bare Durable Object relay in the same workerd (bench/do-relay-worker.ts: no auth, no storage), fan-out p50, 1,000 sockets",
+			value: f1000Relay.p50,
+			unit: "ms",
+		},
+		{
+			key: "do_fanout1000_p99_ms",
+			label: "Bare Durable Object relay, fan-out p99, 1,000 sockets",
+			value: f1000Relay.p99,
+			unit: "ms",
+		},
+		{
+			key: "do_fanout100_p99_ms",
+			label: "Bare Durable Object relay, fan-out p99, 100 sockets",
+			value: summarize(relay.fanout100).p99,
+			unit: "ms",
+		},
+		{
+			key: "do_msgs_per_s",
+			label: "Bare Durable Object relay messages/s (own relayed copy as ack, not durable)",
+			value: perSecond(relay.msgsPerSecond),
+			unit: "msg/s",
+		},
+		{
+			key: "do_open1000_ms",
+			label: "Bare Durable Object relay: time to open 1,000 sockets",
+			value: ms(relay.open1000Ms),
+			unit: "ms",
+		},
+		{
+			key: "do_bytes_per_socket",
+			label: "Bare Durable Object relay: workerd memory per open idle socket",
+			value: bytes(relay.bytesPerSocket),
+			unit: "B",
 		},
 		{ key: "ws_fanout100_p99_ms", label: "Node ws relay fan-out p99, 100 sockets", value: f100.ws.p99, unit: "ms" },
 		{ key: "ws_fanout1000_p50_ms", label: "Node ws relay fan-out p50, 1,000 sockets", value: f1000.ws.p50, unit: "ms" },
