@@ -347,30 +347,42 @@ export class ChatRoom extends SocketServer {
 		this.#queuedSends = [];
 		const stored = new Map<Message["kind"], { count: number; bytes: number }>();
 		let announced: Promise<void> | undefined;
-		for (const { ws, input } of batch) {
-			const result = this.#append(input);
-			if (result.ok) {
-				this.sendFrame(ws, { type: "ack", clientId: input.clientId, seq: result.message.seq });
-				if (result.duplicate) continue;
-				// The announcer settles messages in seq order: waiting for the last one waits for all.
-				announced = result.announced;
-				const totals = stored.get(result.message.kind) ?? { count: 0, bytes: 0 };
-				totals.count++;
-				totals.bytes += base64Bytes(input.ciphertext);
-				stored.set(result.message.kind, totals);
-				continue;
-			}
-			this.sendFrame(ws, {
-				type: "error",
-				code: result.code === "INVALID" ? "BAD_FRAME" : result.code,
-				message: result.message,
-				clientId: input.clientId,
-				...(result.currentEpoch !== undefined && { currentEpoch: result.currentEpoch }),
-			});
+		this.#messages.beginBatch(batch.map(({ input }) => input));
+		try {
+			for (const { ws, input } of batch) announced = this.#storeOne(ws, input, stored) ?? announced;
+		} finally {
+			this.#messages.endBatch();
 		}
 		this.#writeReads();
 		if (announced) this.ctx.waitUntil(announced);
 		for (const [kind, totals] of stored) recordMessage(this.env, { kind, ...totals });
+	}
+
+	/** Stores one socket send and answers it; returns the promise of its announcement when it is new. */
+	#storeOne(
+		ws: WebSocket,
+		input: SendInput,
+		stored: Map<Message["kind"], { count: number; bytes: number }>,
+	): Promise<void> | undefined {
+		const result = this.#append(input);
+		if (result.ok) {
+			this.sendFrame(ws, { type: "ack", clientId: input.clientId, seq: result.message.seq });
+			if (result.duplicate) return undefined;
+			const totals = stored.get(result.message.kind) ?? { count: 0, bytes: 0 };
+			totals.count++;
+			totals.bytes += base64Bytes(input.ciphertext);
+			stored.set(result.message.kind, totals);
+			// The announcer settles messages in seq order: waiting for the last one waits for all.
+			return result.announced;
+		}
+		this.sendFrame(ws, {
+			type: "error",
+			code: result.code === "INVALID" ? "BAD_FRAME" : result.code,
+			message: result.message,
+			clientId: input.clientId,
+			...(result.currentEpoch !== undefined && { currentEpoch: result.currentEpoch }),
+		});
+		return undefined;
 	}
 
 	#append(input: SendInput): SendResult {

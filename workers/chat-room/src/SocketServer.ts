@@ -177,17 +177,21 @@ export abstract class SocketServer extends DurableObject<Env> {
 	 * Runs `work` (synchronous) with every frame it sends held back, then sends
 	 * each socket its frames: one `batch` frame to sockets that selected
 	 * BATCH_SUBPROTOCOL, one by one to the others. Order per socket is kept.
+	 * If `work` throws, its frames are dropped.
 	 */
 	protected batched<T>(work: () => T): T {
 		if (this.#outbox) return work();
 		const outbox = new Map<WebSocket, string[]>();
 		this.#outbox = outbox;
+		let result: T;
 		try {
-			return work();
+			result = work();
 		} finally {
+			// Work that failed sends nothing: its frames may speak of writes that never happened.
 			this.#outbox = undefined;
-			for (const [ws, texts] of outbox) this.#flush(ws, texts);
 		}
+		for (const [ws, texts] of outbox) this.#flush(ws, texts);
+		return result;
 	}
 
 	#deliver(ws: WebSocket, text: string): void {

@@ -218,6 +218,28 @@ describe("batches (the secureconnect.v1.batch subprotocol)", () => {
 		await plain.next("message", (f) => f.message.seq === 3);
 		const plainMessages = plain.received.filter((f) => f.type === "message" || f.type === "batch");
 		expect(plainMessages.map((f) => (f.type === "message" ? f.message.clientId : f.type))).toEqual(["b1", "b2", "b3"]);
+
+		// Repeats, of a stored message and within the batch, are answered with the stored seq and not sent again.
+		const from = batched.frames.length;
+		batched.send({
+			type: "batch",
+			frames: ["b2", "b4", "b4"].map((clientId) => ({ type: "send", clientId, ciphertext: b64(clientId) })),
+		});
+		await batched.next("ack", (f) => f.clientId === "b4", 5_000, from);
+		await plain.next("message", (f) => f.message.seq === 4);
+		const answers = batched.frames.slice(from).filter((f) => f.type === "ack" || f.type === "message");
+		expect(
+			answers.map((f) =>
+				f.type === "ack" ? `ack ${f.clientId} ${f.seq}` : f.type === "message" ? `message ${f.message.seq}` : "other",
+			),
+		).toEqual(["ack b2 2", "message 4", "ack b4 4", "ack b4 4"]);
+		const history = await call<{ messages: Array<{ seq: number; clientId: string }> }>(
+			`/v1/conversations/${id}/messages`,
+			{
+				token: owner.accessToken,
+			},
+		);
+		expect(history.body.messages.map((m) => `${m.seq} ${m.clientId}`)).toEqual(["1 b1", "2 b2", "3 b3", "4 b4"]);
 	});
 
 	it("refuses a whole batch with one invalid frame and stores none of it", async () => {
