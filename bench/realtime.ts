@@ -57,8 +57,8 @@ interface Counts {
 	socketsPerUser: number;
 }
 
-export const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 10_000, socketsPerUser: 10 };
-export const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 3_000, socketsPerUser: 100 };
+const FULL: Counts = { fanout100: 200, fanout1000: 100, warmup: 10, throughput: 10_000, socketsPerUser: 10 };
+const QUICK: Counts = { fanout100: 50, fanout1000: 25, warmup: 5, throughput: 3_000, socketsPerUser: 100 };
 const PRODUCT_SOCKETS_PER_USER = 10;
 
 function log(message: string): void {
@@ -488,12 +488,15 @@ async function measure(system: System, counts: Counts): Promise<Results> {
 	const { signal } = system;
 	const t0 = performance.now();
 	let serverCpu = cpuSeconds(system.processes().server);
+	let ownCpu = process.cpuUsage();
 	const step = (what: string) => {
 		const cpu = cpuSeconds(system.processes().server);
+		const own = process.cpuUsage(ownCpu);
 		log(
-			`${system.name}: ${what} (at ${((performance.now() - t0) / 1000).toFixed(1)} s; server CPU +${(cpu - serverCpu).toFixed(1)} s)`,
+			`${system.name}: ${what} (at ${((performance.now() - t0) / 1000).toFixed(1)} s; CPU +${(cpu - serverCpu).toFixed(1)} s server, +${((own.user + own.system) / 1e6).toFixed(1)} s load generator)`,
 		);
 		serverCpu = cpu;
+		ownCpu = process.cpuUsage();
 	};
 
 	// Fan-out to 100 sockets.
@@ -717,7 +720,7 @@ async function productSystem(
 	};
 }
 
-export async function measureProduct(counts: Counts, dataDir: string, port: number): Promise<Results> {
+async function measureProduct(counts: Counts, dataDir: string, port: number): Promise<Results> {
 	const db = await startLocalDatabase({ migrationsDir: join(ROOT, "migrations") });
 	try {
 		const secrets = Object.fromEntries(Object.entries(GENERATORS).map(([k, g]) => [k, g()]));
