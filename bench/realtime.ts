@@ -133,7 +133,7 @@ interface WsClientOptions {
 	frameOf(clientId: string): string;
 	/**
 	 * Set where the server takes batches: messages sent in one turn of this
-	 * process's event loop go out as one frame, as the SDK's outbox does.
+	 * process's event loop go out as one frame.
 	 */
 	batchOf?(clientIds: string[]): string;
 }
@@ -198,7 +198,7 @@ function openWs(options: WsClientOptions, listener: Listener): Promise<Client> {
 
 /**
  * A socket of a conversation in the product: `bearer.<token>` subprotocol, frames per
- * protocol/src/realtime.ts; with `batch`, the batch subprotocol and client batches, as the SDK.
+ * protocol/src/realtime.ts; with `batch`, the batch subprotocol (which the SDK's sockets ask for) and client batches.
  */
 function productOpener(base: string, conversationId: string, token: string, signal: Signal, batch: boolean): Opener {
 	const url = `${base.replace(/^http/, "ws")}/v1/conversations/${conversationId}/ws`;
@@ -834,7 +834,7 @@ export async function benchRealtime(quick: boolean, dataDir: string, port: numbe
 		},
 		{
 			key: "msgs_per_s",
-			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; acked after the SQLite write; batch subprotocol, as the SDK)`,
+			label: `Durable messages/s, one conversation (1 sender, ${WINDOW} in flight, ${THROUGHPUT_RECEIVERS} receivers, ${counts.throughput} messages; acked after the SQLite write; batch subprotocol and client batches)`,
 			value: perSecond(product.msgsPerSecond),
 			unit: "msg/s",
 			baseline: {
