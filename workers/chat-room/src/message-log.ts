@@ -53,8 +53,8 @@ const INSERT_ROWS = `INSERT INTO messages (${COLUMNS}) SELECT ${COLUMNS.split(",
 interface Batch {
 	/** (sender, clientId) pairs already stored. */
 	known: Set<string>;
-	/** Numbered, not yet written. */
-	pending: Message[];
+	/** Numbered, not yet written (with sentAt as stored: ms). */
+	pending: Array<{ message: Message; sentAt: number }>;
 	byKey: Map<string, Message>;
 }
 
@@ -102,7 +102,11 @@ export class MessageLog {
 		this.flush();
 		const known = new Set<string>();
 		const bySender = new Map<string, string[]>();
-		for (const { senderId, clientId } of pairs) bySender.set(senderId, [...(bySender.get(senderId) ?? []), clientId]);
+		for (const { senderId, clientId } of pairs) {
+			const clientIds = bySender.get(senderId);
+			if (clientIds) clientIds.push(clientId);
+			else bySender.set(senderId, [clientId]);
+		}
 		// As in INSERT_ROWS, the list travels as one JSON parameter.
 		for (const [senderId, clientIds] of bySender) {
 			const rows = this.#sql.exec<{ client_id: string }>(
@@ -127,14 +131,14 @@ export class MessageLog {
 		if (!batch || batch.pending.length === 0) return;
 		const pending = batch.pending;
 		batch.pending = [];
-		const rows = pending.map((m) => [
+		const rows = pending.map(({ message: m, sentAt }) => [
 			m.seq,
 			m.id,
 			m.senderId,
 			m.senderDeviceId,
 			m.clientId,
 			m.ciphertext,
-			Date.parse(m.sentAt),
+			sentAt,
 			m.kind,
 			m.refSeq,
 		]);
@@ -211,7 +215,7 @@ export class MessageLog {
 		if (batch.known.has(key) || batch.byKey.has(key)) return undefined;
 		const message = this.#message(this.#lastSeq + 1, entry, now);
 		this.#lastSeq = message.seq;
-		batch.pending.push(message);
+		batch.pending.push({ message, sentAt: now });
 		batch.byKey.set(key, message);
 		return message;
 	}
