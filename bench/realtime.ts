@@ -472,7 +472,7 @@ interface System {
 	conversation(
 		receiverSockets: number,
 		purpose: "fanout100" | "fanout1000" | "throughput",
-		/** The product: offer the batch subprotocol and send client batches (the SDK's default). */
+		/** The product: offer the batch subprotocol (as the SDK's sockets do) and send client batches. */
 		batch: boolean,
 	): Promise<{
 		sender: Opener;

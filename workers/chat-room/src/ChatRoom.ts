@@ -236,17 +236,11 @@ export class ChatRoom extends SocketServer {
 
 	#greet(ws: WebSocket, info: Authed): void {
 		this.sendFrame(ws, { type: "ready", userId: info.userId as UserId, lastSeq: this.#messages.lastSeq });
-		// Tell the newcomer who is here (one pass over the sockets, not one per member), then tell everyone.
-		const byUser = new Map<string, Authed[]>();
-		for (const [, socket] of this.authedSockets()) {
-			const sockets = byUser.get(socket.userId);
-			if (sockets) sockets.push(socket);
-			else byUser.set(socket.userId, [socket]);
-		}
+		// Tell the newcomer who is here (each member's sockets come from the socket index), then tell everyone.
 		for (const userId of this.#members.keys()) {
-			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId, byUser.get(userId) ?? []));
+			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId));
 		}
-		this.#announcePresence(info.userId, byUser.get(info.userId), ws);
+		this.#announcePresence(info.userId, undefined, ws);
 	}
 
 	protected async onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): Promise<void> {
