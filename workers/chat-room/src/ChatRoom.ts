@@ -69,6 +69,9 @@ interface MemberRow extends Record<string, SqlStorageValue> {
 	last_seen_at: number | null;
 }
 
+/** A room that stored no send for this long stores the next at once, not at the next turn (see #queueSend). */
+const IDLE_STORE_MS = 10;
+
 /** How often disappearing messages are swept at most. */
 const RETENTION_SWEEP_MS = 60_000;
 
@@ -88,8 +91,12 @@ export class ChatRoom extends SocketServer {
 	#mls: { groupId: string; epoch: number } | undefined;
 	#lastTyping = new Map<string, number>();
 	#sendBuckets = new WeakMap<WebSocket, { tokens: number; at: number }>();
-	/** Socket sends waiting for the next turn (see #queueSend). */
+	/** Sends of the WebSocket message being handled, stored once its frames are (see #queueSend). */
 	#queuedSends: Array<{ ws: WebSocket; input: SendInput }> = [];
+	#sendsThisMessage = 0;
+	/** When queued sends were last stored, and whether a timer will store the next (see #queueSend). */
+	#storedAt = 0;
+	#storeTimer = false;
 	readonly #announcer = new ActivityAnnouncer({
 		members: () => this.#members.keys(),
 		online: () => this.onlineUsers(),
@@ -321,18 +328,38 @@ export class ChatRoom extends SocketServer {
 	// ---------------------------------------------------------------- internals
 
 	/**
-	 * Group commit: frames that arrive while the runtime is busy (a commit
-	 * flushing to disk, other frames) are stored together at the next turn of
-	 * the event loop, so one commit covers them all. Each is still acknowledged
-	 * only once that commit is durable (the output gate holds the acks).
+	 * Group commit. SQLite commits (with an fsync) on the object's thread after
+	 * each turn that wrote, so storing each frame's message on its own costs a
+	 * commit per message. A room that stored nothing in the last IDLE_STORE_MS
+	 * stores a send at once, once the frames of its WebSocket message are
+	 * handled (afterFrames), as it does a client batch (up to 100 sends, one
+	 * commit). In a busier room single sends wait for the next turn of the event
+	 * loop (a timer: ≥ 1 ms in workerd) and are stored together with whatever
+	 * arrived meanwhile. Each ack waits for its commit (the output gate holds it).
 	 */
 	#queueSend(ws: WebSocket, input: SendInput): void {
 		this.#queuedSends.push({ ws, input });
-		if (this.#queuedSends.length === 1) setTimeout(() => this.#storeQueuedSends(), 0);
+		this.#sendsThisMessage++;
 	}
 
-	/** Each socket gets this turn's acks and messages together (one frame where it selected batches). */
+	protected override afterFrames(): void {
+		const batch = this.#sendsThisMessage > 1;
+		this.#sendsThisMessage = 0;
+		if (this.#queuedSends.length === 0 || this.#storeTimer) return;
+		if (batch || Date.now() - this.#storedAt >= IDLE_STORE_MS) {
+			this.#storeQueuedSends();
+			return;
+		}
+		this.#storeTimer = true;
+		setTimeout(() => {
+			this.#storeTimer = false;
+			if (this.#queuedSends.length > 0) this.#storeQueuedSends();
+		}, 0);
+	}
+
+	/** Each socket gets the stored sends' acks and messages together (one frame where it selected batches). */
 	#storeQueuedSends(): void {
+		this.#storedAt = Date.now();
 		this.batched(() => this.#storeBatch());
 	}
 

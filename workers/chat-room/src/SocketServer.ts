@@ -95,6 +95,11 @@ export abstract class SocketServer extends DurableObject<Env> {
 	protected abstract onAuthenticated(ws: WebSocket, info: Authed): void | Promise<void>;
 	protected abstract onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): void | Promise<void>;
 	protected abstract onDisconnected(info: Authed): void | Promise<void>;
+	/**
+	 * Runs once the frames of one WebSocket message (one frame or a client
+	 * batch) are handled: work they queued can be done together here.
+	 */
+	protected afterFrames(): void {}
 	/** Extra work at each alarm; returns when the next alarm is wanted (ms epoch), if at all. */
 	protected onAlarm(): number | undefined | Promise<number | undefined> {
 		return undefined;
@@ -318,8 +323,12 @@ export abstract class SocketServer extends DurableObject<Env> {
 		}
 		if (info.lastActive - (this.#stored.get(ws) ?? 0) >= ATTACHMENT_REFRESH_MS) this.setInfo(ws, info);
 		if (parsed.type === "auth") return;
-		if (parsed.type !== "batch") return this.#onFrame(ws, info as Authed, parsed);
-		for (const frame of parsed.frames) await this.#onFrame(ws, info as Authed, frame);
+		try {
+			if (parsed.type !== "batch") await this.#onFrame(ws, info as Authed, parsed);
+			else for (const frame of parsed.frames) await this.#onFrame(ws, info as Authed, frame);
+		} finally {
+			this.afterFrames();
+		}
 	}
 
 	async #onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): Promise<void> {
