@@ -71,6 +71,13 @@ export interface SocketInfo {
 
 export type Authed = SocketInfo & { authed: true };
 
+/** A frame held back by SocketServer.batched: for one socket, or for every socket but `except`. */
+interface Held {
+	text: string;
+	to?: WebSocket;
+	except?: WebSocket | undefined;
+}
+
 export abstract class SocketServer extends DurableObject<Env> {
 	protected readonly limits: RealtimeLimits;
 	protected readonly log: Logger;
@@ -80,7 +87,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 	#stored = new WeakMap<WebSocket, number>();
 	#byUser: Map<string, Set<WebSocket>> | undefined;
 	/** While set (see batched), frames wait here, serialized, to go out together. */
-	#outbox: Map<WebSocket, string[]> | undefined;
+	#held: Held[] | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -168,13 +175,19 @@ export abstract class SocketServer extends DurableObject<Env> {
 	}
 
 	protected sendFrame(ws: WebSocket, frame: SingleServerFrame): void {
-		this.#deliver(ws, JSON.stringify(frame));
+		const text = JSON.stringify(frame);
+		if (this.#held) this.#held.push({ text, to: ws });
+		else this.#send(ws, text);
 	}
 
 	protected broadcast(frame: SingleServerFrame, except?: WebSocket): void {
 		const text = JSON.stringify(frame);
+		if (this.#held) {
+			this.#held.push({ text, except });
+			return;
+		}
 		for (const sockets of this.#sockets().values()) {
-			for (const ws of sockets) if (ws !== except) this.#deliver(ws, text);
+			for (const ws of sockets) if (ws !== except) this.#send(ws, text);
 		}
 	}
 
@@ -185,50 +198,65 @@ export abstract class SocketServer extends DurableObject<Env> {
 	 * If `work` throws, its frames are dropped.
 	 */
 	protected batched<T>(work: () => T): T {
-		if (this.#outbox) return work();
-		const outbox = new Map<WebSocket, string[]>();
-		this.#outbox = outbox;
+		if (this.#held) return work();
+		const held: Held[] = [];
+		this.#held = held;
 		let result: T;
 		try {
 			result = work();
 		} finally {
 			// Work that failed sends nothing: its frames may speak of writes that never happened.
-			this.#outbox = undefined;
+			this.#held = undefined;
 		}
-		for (const [ws, texts] of outbox) this.#flush(ws, texts);
+		this.#release(held);
 		return result;
 	}
 
-	#deliver(ws: WebSocket, text: string): void {
-		const outbox = this.#outbox;
-		if (!outbox) {
-			this.#send(ws, text);
-			return;
+	/**
+	 * Sends held frames. Every socket that no frame names (as its target or as
+	 * a broadcast's exception) gets the same frames: those are grouped into
+	 * batches once, not once per socket.
+	 */
+	#release(held: Held[]): void {
+		if (held.length === 0) return;
+		const own = new Map<WebSocket, string[]>();
+		for (const frame of held) {
+			const named = frame.to ?? frame.except;
+			if (named && !own.has(named)) own.set(named, []);
 		}
-		const queued = outbox.get(ws);
-		if (queued) queued.push(text);
-		else outbox.set(ws, [text]);
+		const audience = new Set<WebSocket>();
+		for (const ws of own.keys()) if (this.#inAudience(ws)) audience.add(ws);
+		const shared: string[] = [];
+		for (const frame of held) {
+			if (frame.to) {
+				own.get(frame.to)?.push(frame.text);
+				continue;
+			}
+			shared.push(frame.text);
+			for (const ws of audience) if (ws !== frame.except) own.get(ws)?.push(frame.text);
+		}
+		if (shared.length > 0) {
+			let grouped: string[] | undefined;
+			for (const sockets of this.#sockets().values()) {
+				for (const ws of sockets) {
+					if (own.has(ws)) continue;
+					if (shared.length > 1 && this.info(ws)?.batch) {
+						grouped ??= groupFrames(shared);
+						for (const text of grouped) this.#send(ws, text);
+					} else for (const text of shared) this.#send(ws, text);
+				}
+			}
+		}
+		for (const [ws, texts] of own) {
+			const frames = texts.length > 1 && this.info(ws)?.batch ? groupFrames(texts) : texts;
+			for (const text of frames) this.#send(ws, text);
+		}
 	}
 
-	#flush(ws: WebSocket, texts: string[]): void {
-		if (texts.length === 1 || !this.info(ws)?.batch) {
-			for (const text of texts) this.#send(ws, text);
-			return;
-		}
-		let group: string[] = [];
-		let bytes = 0;
-		const emit = () => {
-			if (group.length === 0) return;
-			this.#send(ws, group.length === 1 ? (group[0] as string) : `{"type":"batch","frames":[${group.join(",")}]}`);
-			group = [];
-			bytes = 0;
-		};
-		for (const text of texts) {
-			if (group.length === MAX_BATCH_FRAMES || (group.length > 0 && bytes + text.length > MAX_BATCH_BYTES)) emit();
-			group.push(text);
-			bytes += text.length;
-		}
-		emit();
+	/** Does a broadcast reach this socket (an authenticated one in the socket index)? */
+	#inAudience(ws: WebSocket): boolean {
+		const info = this.info(ws);
+		return Boolean(info?.authed && this.#sockets().get(info.userId)?.has(ws));
 	}
 
 	#send(ws: WebSocket, text: string): void {
@@ -482,6 +510,26 @@ export abstract class SocketServer extends DurableObject<Env> {
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > at) await this.ctx.storage.setAlarm(at);
 	}
+}
+
+/** Serialized frames as `batch` frames of at most MAX_BATCH_FRAMES frames and about MAX_BATCH_BYTES. */
+function groupFrames(texts: string[]): string[] {
+	const out: string[] = [];
+	let group: string[] = [];
+	let bytes = 0;
+	const emit = () => {
+		if (group.length === 0) return;
+		out.push(group.length === 1 ? (group[0] as string) : `{"type":"batch","frames":[${group.join(",")}]}`);
+		group = [];
+		bytes = 0;
+	};
+	for (const text of texts) {
+		if (group.length === MAX_BATCH_FRAMES || (group.length > 0 && bytes + text.length > MAX_BATCH_BYTES)) emit();
+		group.push(text);
+		bytes += text.length;
+	}
+	emit();
+	return out;
 }
 
 /** Reads `bearer.<token>` from Sec-WebSocket-Protocol; returns the protocol the server should select. */

@@ -220,6 +220,14 @@ export class MessageLog {
 		return message;
 	}
 
+	/** The last sentAt formatted: a batch's messages share one clock reading, and formatting it is not free. */
+	#sentAt = { ms: Number.NaN, iso: "" };
+
+	#iso(ms: number): string {
+		if (this.#sentAt.ms !== ms) this.#sentAt = { ms, iso: new Date(ms).toISOString() };
+		return this.#sentAt.iso;
+	}
+
 	#message(seq: number, entry: NewEntry, now: number): Message {
 		return {
 			seq,
@@ -228,7 +236,7 @@ export class MessageLog {
 			senderDeviceId: entry.senderDeviceId as Message["senderDeviceId"],
 			clientId: entry.clientId,
 			ciphertext: entry.ciphertext,
-			sentAt: new Date(now).toISOString(),
+			sentAt: this.#iso(now),
 			kind: entry.kind,
 			refSeq: entry.refSeq,
 			deleted: false,

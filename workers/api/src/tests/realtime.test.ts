@@ -189,7 +189,8 @@ describe("batches (the secureconnect.v1.batch subprotocol)", () => {
 	it("a client batch is handled in order; its acks and messages reach a batch socket as one frame, others one by one", async () => {
 		const owner = await signUp();
 		const member = await signUp();
-		const id = await createGroup(owner.accessToken, [member.id]);
+		const reader = await signUp();
+		const id = await createGroup(owner.accessToken, [member.id, reader.id]);
 		const batched = await TestSocket.open(
 			`/v1/conversations/${id}/ws`,
 			owner.accessToken,
@@ -199,10 +200,17 @@ describe("batches (the secureconnect.v1.batch subprotocol)", () => {
 			APP_SUBPROTOCOL,
 			`bearer.${member.accessToken}`,
 		]);
+		const watcher = await TestSocket.open(
+			`/v1/conversations/${id}/ws`,
+			reader.accessToken,
+			protocols(reader.accessToken),
+		);
 		expect(batched.protocol).toBe(BATCH_SUBPROTOCOL);
 		expect(plain.protocol).toBe(APP_SUBPROTOCOL);
-		await Promise.all([batched.next("ready"), plain.next("ready")]);
+		await Promise.all([batched.next("ready"), plain.next("ready"), watcher.next("ready")]);
+		await watcher.next("presence", (f) => f.userId === member.id && f.state === "online");
 		const before = batched.received.length;
+		const watched = watcher.received.length;
 		batched.send({
 			type: "batch",
 			frames: ["b1", "b2", "b3"].map((clientId) => ({ type: "send", clientId, ciphertext: b64(clientId) })),
@@ -218,6 +226,14 @@ describe("batches (the secureconnect.v1.batch subprotocol)", () => {
 		await plain.next("message", (f) => f.message.seq === 3);
 		const plainMessages = plain.received.filter((f) => f.type === "message" || f.type === "batch");
 		expect(plainMessages.map((f) => (f.type === "message" ? f.message.clientId : f.type))).toEqual(["b1", "b2", "b3"]);
+		// Another member's batch socket: the three messages as one frame, no acks.
+		await watcher.next("message", (f) => f.message.seq === 3);
+		const seen = watcher.received.slice(watched).filter((f) => f.type === "message" || f.type === "batch");
+		expect(
+			seen.map((f) =>
+				f.type === "batch" ? f.frames.map((g) => (g.type === "message" ? g.message.clientId : g.type)) : f.type,
+			),
+		).toEqual([["b1", "b2", "b3"]]);
 
 		// Repeats, of a stored message and within the batch, are answered with the stored seq and not sent again.
 		const from = batched.frames.length;
