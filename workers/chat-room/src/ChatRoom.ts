@@ -247,7 +247,7 @@ export class ChatRoom extends SocketServer {
 		for (const userId of this.#members.keys()) {
 			if (userId !== info.userId) this.sendFrame(ws, this.#presenceFrame(userId));
 		}
-		this.#announcePresence(info.userId, undefined, ws);
+		this.#announcePresence(info.userId, ws);
 	}
 
 	protected async onFrame(ws: WebSocket, info: Authed, frame: BatchableClientFrame): Promise<void> {
@@ -288,7 +288,7 @@ export class ChatRoom extends SocketServer {
 			}
 			case "presence": {
 				this.setInfo(ws, { ...info, presence: frame.state });
-				return this.#announcePresence(info.userId, undefined, ws);
+				return this.#announcePresence(info.userId, ws);
 			}
 		}
 	}
@@ -651,8 +651,8 @@ export class ChatRoom extends SocketServer {
 	}
 
 	/** Broadcasts a member's presence when it differs from what was last announced (a second tab changes nothing). */
-	#announcePresence(userId: string, sockets?: Authed[], except?: WebSocket): void {
-		const frame = this.#presenceFrame(userId, sockets);
+	#announcePresence(userId: string, except?: WebSocket): void {
+		const frame = this.#presenceFrame(userId);
 		if (this.#announcedPresence.get(userId) === frame.state) return;
 		this.#announcedPresence.set(userId, frame.state);
 		this.broadcast(frame, except);
@@ -667,9 +667,8 @@ export class ChatRoom extends SocketServer {
 		return stub;
 	}
 
-	#presenceFrame(userId: string, sockets: Authed[] = this.authedSockets(userId).map(([, info]) => info)) {
-		const state: PresenceState =
-			sockets.length === 0 ? "offline" : sockets.some((i) => i.presence === "online") ? "online" : "away";
+	#presenceFrame(userId: string) {
+		const state = this.presenceOf(userId);
 		const lastSeen = this.#members.get(userId)?.lastSeenAt;
 		return {
 			type: "presence" as const,

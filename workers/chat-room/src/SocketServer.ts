@@ -167,6 +167,18 @@ export abstract class SocketServer extends DurableObject<Env> {
 		return out;
 	}
 
+	/** A user's presence from their sockets here: online if any is, away if all are, offline without one. */
+	protected presenceOf(userId: string): "online" | "away" | "offline" {
+		let state: "away" | "offline" = "offline";
+		for (const ws of this.#sockets().get(userId) ?? []) {
+			const info = this.info(ws);
+			if (ws.readyState === WebSocket.CLOSED || !info?.authed) continue;
+			if (info.presence === "online") return "online";
+			state = "away";
+		}
+		return state;
+	}
+
 	/** Users with at least one authenticated socket here. */
 	protected onlineUsers(): Set<string> {
 		const online = new Set<string>();

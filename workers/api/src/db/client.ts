@@ -2,9 +2,13 @@
 // DB_WS_PROXY points it at the WebSocket proxy in front of PGlite or Postgres.
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
-import * as schema from "./schema/index.ts";
 
-export type Database = NeonDatabase<typeof schema>;
+/**
+ * Queries are built from the tables in ./schema; the relational query API
+ * (db.query.*) is not used, so no schema is passed: drizzle() would derive
+ * its relations config on every call, i.e. on every request.
+ */
+export type Database = NeonDatabase;
 
 export interface DatabaseOptions {
 	url: string;
@@ -37,7 +41,7 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
 	// workerd drops the socket when the request ends; unhandled, that error is fatal.
 	pool.on("error", (error: Error) => options.onError?.(error));
 	return {
-		db: drizzle(pool, { schema }),
+		db: drizzle(pool),
 		close: () => pool.end().catch(() => {}),
 	};
 }
