@@ -69,9 +69,6 @@ interface MemberRow extends Record<string, SqlStorageValue> {
 	last_seen_at: number | null;
 }
 
-/** A room that stored no send for this long stores the next at once, not at the next turn (see #queueSend). */
-const IDLE_STORE_MS = 10;
-
 /** How often disappearing messages are swept at most. */
 const RETENTION_SWEEP_MS = 60_000;
 
@@ -94,8 +91,8 @@ export class ChatRoom extends SocketServer {
 	/** Sends of the WebSocket message being handled, stored once its frames are (see #queueSend). */
 	#queuedSends: Array<{ ws: WebSocket; input: SendInput }> = [];
 	#sendsThisMessage = 0;
-	/** When queued sends were last stored, and whether a timer will store the next (see #queueSend). */
-	#storedAt = 0;
+	/** Whether single sends wait for a timer to be stored together, and whether one is set (see #queueSend). */
+	#busy = false;
 	#storeTimer = false;
 	readonly #announcer = new ActivityAnnouncer({
 		members: () => this.#members.keys(),
@@ -329,13 +326,15 @@ export class ChatRoom extends SocketServer {
 
 	/**
 	 * Group commit. SQLite commits (with an fsync) on the object's thread after
-	 * each turn that wrote, so storing each frame's message on its own costs a
-	 * commit per message. A room that stored nothing in the last IDLE_STORE_MS
-	 * stores a send at once, once the frames of its WebSocket message are
-	 * handled (afterFrames), as it does a client batch (up to 100 sends, one
-	 * commit). In a busier room single sends wait for the next turn of the event
-	 * loop (a timer: ≥ 1 ms in workerd) and are stored together with whatever
-	 * arrived meanwhile. Each ack waits for its commit (the output gate holds it).
+	 * each turn that wrote, so storing each frame's message on its own would
+	 * cost a commit per message; waiting for company costs latency (a timer
+	 * waits ≥ 1 ms in workerd, longer than a commit). So: a client batch (up to
+	 * 100 sends) is stored as soon as its frames are handled (afterFrames). A
+	 * single send in a quiet room is stored at once too, and a timer then looks
+	 * whether more arrived meanwhile; if so the room is busy, and its single
+	 * sends wait for the timer to store them together, until a timer turn
+	 * finds fewer than two. Each ack waits for its commit (the output gate
+	 * holds it).
 	 */
 	#queueSend(ws: WebSocket, input: SendInput): void {
 		this.#queuedSends.push({ ws, input });
@@ -343,23 +342,35 @@ export class ChatRoom extends SocketServer {
 	}
 
 	protected override afterFrames(): void {
-		const batch = this.#sendsThisMessage > 1;
+		const sends = this.#sendsThisMessage;
 		this.#sendsThisMessage = 0;
-		if (this.#queuedSends.length === 0 || this.#storeTimer) return;
-		if (batch || Date.now() - this.#storedAt >= IDLE_STORE_MS) {
+		if (sends === 0) return;
+		if (sends > 1) {
 			this.#storeQueuedSends();
 			return;
 		}
+		if (this.#storeTimer) return;
+		if (this.#busy) {
+			this.#storeAfterTimer(2);
+			return;
+		}
+		this.#storeQueuedSends();
+		this.#storeAfterTimer(1);
+	}
+
+	/** At the next timer turn: stores what arrived meanwhile; the room stays busy if that was at least `busy` sends. */
+	#storeAfterTimer(busy: number): void {
 		this.#storeTimer = true;
 		setTimeout(() => {
 			this.#storeTimer = false;
-			if (this.#queuedSends.length > 0) this.#storeQueuedSends();
+			const waiting = this.#queuedSends.length;
+			this.#busy = waiting >= busy;
+			if (waiting > 0) this.#storeQueuedSends();
 		}, 0);
 	}
 
 	/** Each socket gets the stored sends' acks and messages together (one frame where it selected batches). */
 	#storeQueuedSends(): void {
-		this.#storedAt = Date.now();
 		this.batched(() => this.#storeBatch());
 	}
 
