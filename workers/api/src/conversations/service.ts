@@ -63,6 +63,16 @@ export async function conversationForMember(
 	return { row, members, role: me.role };
 }
 
+/** Whether the user is a member, in one indexed lookup (a socket opens on this): 404 otherwise, no existence leak. */
+export async function assertMember(db: Database, conversationId: string, userId: string): Promise<void> {
+	const [row] = await db
+		.select({ userId: conversationMembers.userId })
+		.from(conversationMembers)
+		.where(and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)))
+		.limit(1);
+	if (!row) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
+}
+
 /** Pushes the current member list to the room: sockets of removed members close at once. */
 export async function syncRoom(env: Env, row: ConversationRow, members: Member[], db?: Database): Promise<void> {
 	const [a, b] = members;

@@ -13,7 +13,7 @@ import {
 	USER_HEADER,
 } from "../../../../chat-room/src/SocketServer.ts";
 import { authenticate } from "../../auth/authenticate.ts";
-import { channelOf, conversationForMember, roomOf } from "../../conversations/service.ts";
+import { assertMember, channelOf, roomOf } from "../../conversations/service.ts";
 import { openDatabase } from "../../db/client.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { REQUEST_ID_HEADER } from "../../middleware/request-id/index.ts";
@@ -57,8 +57,8 @@ export const realtimeRoutes = createRouter()
 			return handOver(roomOf(c.env, id), c, selected ? { [PROTOCOL_HEADER]: selected } : {});
 		}
 		const principal = await authenticate(c.var.config, c.var.db, token);
-		const { row } = await conversationForMember(c.var.db, id, principal.userId);
-		return handOver(roomOf(c.env, row.id), c, {
+		await assertMember(c.var.db, id, principal.userId);
+		return handOver(roomOf(c.env, id), c, {
 			[USER_HEADER]: principal.userId,
 			[SESSION_HEADER]: principal.sessionId,
 			...(selected && { [PROTOCOL_HEADER]: selected }),
