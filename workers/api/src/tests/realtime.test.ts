@@ -70,6 +70,18 @@ describe("conversation sockets", () => {
 		const orders = sockets.map((s) => s.messages().map((m) => `${m.seq}:${m.clientId}`));
 		for (const order of orders) expect(order).toEqual(orders[0]);
 		expect(orders[0]?.map((o) => Number(o.split(":")[0]))).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+		// Sent together, most of these waited to be stored together: each sender still has one ack per message, with its seq.
+		const seqOf = new Map(sockets[0]?.messages().map((m) => [m.clientId, m.seq]));
+		await Promise.all(
+			sockets.map((s, n) => s.next("ack", (f) => f.clientId === `c${total - sockets.length + n}`, 10_000)),
+		);
+		for (const [n, s] of sockets.entries()) {
+			const acks = s.frames.flatMap((f) => (f.type === "ack" ? [`${f.clientId}:${f.seq}`] : []));
+			const expected = Array.from({ length: total }, (_, i) => i)
+				.filter((i) => i % sockets.length === n)
+				.map((i) => `c${i}:${seqOf.get(`c${i}`)}`);
+			expect(acks).toEqual(expected);
+		}
 		for (const s of sockets) s.close();
 	});
 
