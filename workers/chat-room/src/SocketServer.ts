@@ -10,6 +10,7 @@ import {
 	BEARER_SUBPROTOCOL_PREFIX,
 	ClientFrame,
 	MAX_BATCH_FRAMES,
+	type PresenceState,
 	type ServerFrame,
 	type SingleServerFrame,
 } from "@secureconnect/protocol";
@@ -168,8 +169,8 @@ export abstract class SocketServer extends DurableObject<Env> {
 	}
 
 	/** A user's presence from their sockets here: online if any is, away if all are, offline without one. */
-	protected presenceOf(userId: string): "online" | "away" | "offline" {
-		let state: "away" | "offline" = "offline";
+	protected presenceOf(userId: string): PresenceState {
+		let state: PresenceState = "offline";
 		for (const ws of this.#sockets().get(userId) ?? []) {
 			const info = this.info(ws);
 			if (ws.readyState === WebSocket.CLOSED || !info?.authed) continue;
