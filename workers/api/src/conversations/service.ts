@@ -63,14 +63,19 @@ export async function conversationForMember(
 	return { row, members, role: me.role };
 }
 
-/** Whether the user is a member, in one indexed lookup (a socket opens on this): 404 otherwise, no existence leak. */
-export async function assertMember(db: Database, conversationId: string, userId: string): Promise<void> {
+/** Whether the user is a member, in one indexed lookup (no member list read). */
+export async function isMember(db: Database, conversationId: string, userId: string): Promise<boolean> {
 	const [row] = await db
 		.select({ userId: conversationMembers.userId })
 		.from(conversationMembers)
 		.where(and(eq(conversationMembers.conversationId, conversationId), eq(conversationMembers.userId, userId)))
 		.limit(1);
-	if (!row) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
+	return row !== undefined;
+}
+
+/** 404 for non-members, as for unknown conversations (no existence leak). */
+export async function assertMember(db: Database, conversationId: string, userId: string): Promise<void> {
+	if (!(await isMember(db, conversationId, userId))) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
 }
 
 /** Pushes the current member list to the room: sockets of removed members close at once. */

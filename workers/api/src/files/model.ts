@@ -1,9 +1,10 @@
 // File rows → wire objects, and who may see a file: its owner, or a current
 // member of the conversation it is attached to. Anyone else gets 404.
 import type { ConversationId, FileId, FileInfo, UploadInstructions, UserId } from "@secureconnect/protocol";
-import { and, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
+import { isMember } from "../conversations/service.ts";
 import type { Database } from "../db/client.ts";
-import { conversationMembers, files } from "../db/schema/index.ts";
+import { files } from "../db/schema/index.ts";
 import { ApiError } from "../lib/api-error.ts";
 
 export type FileRow = typeof files.$inferSelect;
@@ -56,13 +57,7 @@ export async function fileForReader(db: Database, fileId: string, userId: string
 	const [row] = await db.select().from(files).where(eq(files.id, fileId));
 	if (!row) throw notFound();
 	if (row.ownerId === userId) return row;
-	if (row.conversationId !== null) {
-		const [member] = await db
-			.select({ userId: conversationMembers.userId })
-			.from(conversationMembers)
-			.where(and(eq(conversationMembers.conversationId, row.conversationId), eq(conversationMembers.userId, userId)));
-		if (member) return row;
-	}
+	if (row.conversationId !== null && (await isMember(db, row.conversationId, userId))) return row;
 	throw notFound();
 }
 
