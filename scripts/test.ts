@@ -4,12 +4,13 @@
 // worker, the end-to-end scripts, the fuzzer and a 30-second load test.
 // Ends with the one line CI reads: "N passed, N failed".
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { startWsProxy } from "./local/ws-proxy.ts";
 import { SKIPPED } from "./supply-chain.ts";
+import { readProgress } from "./vitest-progress.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const RESULTS = join(ROOT, ".data/test-results");
@@ -47,12 +48,16 @@ function supplyChain(label: string, which: "secrets" | "audit"): void {
 	summary.push(`${status === 0 ? "ok  " : "FAIL"} ${label}`);
 }
 
-/** A vitest run that prints nothing for this long has stalled (seen on this 2-core machine under load). */
-const VITEST_STALL_MS = 180_000;
 /**
- * Runs of one vitest stage at most, stalls included: the stall (vitest-pool-workers
- * going idle after about nine files, cause unknown) hit 3 of 11 stage runs in
- * session 5's clean-clone CI runs, once twice in a row.
+ * A vitest run that prints nothing for this long has stalled: three times the slowest
+ * file seen on this 2-core machine (startup ~25 s, a file ≤ 20 s, all while printing).
+ */
+const VITEST_STALL_MS = 90_000;
+/**
+ * Runs of one vitest stage at most. The stall (vitest-pool-workers: a file's results
+ * have reached the reporter, but the runner inside workerd never reports the file
+ * finished, so no further file starts) hit 3 of 11 stage runs in session 5's CI runs,
+ * once twice in a row; a retry runs only the files that had not finished.
  */
 const VITEST_ATTEMPTS = 4;
 
@@ -60,11 +65,26 @@ const VITEST_ATTEMPTS = 4;
 function vitestOnce(label: string, args: string[], env: NodeJS.ProcessEnv): Promise<number | null> {
 	process.stdout.write(`\n=== ${label}\n`);
 	return new Promise((resolve) => {
+		// Its own process group: a stall is ended with every workerd runtime it started, not vitest alone.
 		const child = spawn(bin("vitest"), args, {
 			cwd: ROOT,
 			stdio: ["ignore", "pipe", "pipe"],
 			env: { ...process.env, ...env },
+			detached: true,
 		});
+		const killGroup = () => {
+			try {
+				if (child.pid) process.kill(-child.pid, "SIGKILL");
+			} catch {
+				// The group is gone already.
+			}
+		};
+		const onSignal = (signal: NodeJS.Signals) => {
+			killGroup();
+			process.exit(signal === "SIGINT" ? 130 : 143);
+		};
+		process.once("SIGINT", onSignal);
+		process.once("SIGTERM", onSignal);
 		let last = Date.now();
 		const relay = (out: NodeJS.WriteStream) => (chunk: Buffer) => {
 			last = Date.now();
@@ -75,34 +95,57 @@ function vitestOnce(label: string, args: string[], env: NodeJS.ProcessEnv): Prom
 		const watchdog = setInterval(() => {
 			if (Date.now() - last < VITEST_STALL_MS) return;
 			process.stdout.write(`\n[test] vitest printed nothing for ${VITEST_STALL_MS / 1000} s: stopping it\n`);
-			child.kill("SIGKILL");
+			killGroup();
 		}, 5_000);
 		child.on("exit", (code) => {
 			clearInterval(watchdog);
+			process.off("SIGINT", onSignal);
+			process.off("SIGTERM", onSignal);
+			// Runtimes a finished run left behind (none expected) must not outlive it.
+			killGroup();
 			resolve(code);
 		});
 	});
 }
 
+/**
+ * One vitest stage. A run that stalls (its runner goes silent after a file has ended and
+ * the next never starts) is stopped and only the files it had not finished run again, up
+ * to VITEST_ATTEMPTS runs; the tally adds up every file's last result.
+ */
 async function vitest(label: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
-	const out = join(RESULTS, `${label.replace(/\W+/g, "-")}.json`);
-	const vitestArgs = ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...args];
-	rmSync(out, { force: true });
-	let status = await vitestOnce(label, vitestArgs, env);
-	// A stalled runner (not a failing or hanging test: those print) is retried; the summary says so.
+	const progressFile = join(RESULTS, `${label.replace(/\W+/g, "-")}.jsonl`);
+	rmSync(progressFile, { force: true });
+	const vitestArgs = ["run", "--reporter=default", `--reporter=${join(ROOT, "scripts/vitest-progress.ts")}`, ...args];
+	const stageEnv = { ...env, VITEST_PROGRESS_FILE: progressFile };
+	let status = await vitestOnce(label, vitestArgs, stageEnv);
 	for (let attempt = 2; status === null && attempt <= VITEST_ATTEMPTS; attempt++) {
-		summary.push(`note ${label}: run ${attempt - 1} stalled and was retried`);
-		rmSync(out, { force: true });
-		status = await vitestOnce(`${label} (attempt ${attempt} after a stall)`, vitestArgs, env);
+		const { plan, finished } = readProgress(progressFile);
+		const left = plan?.filter((file) => !finished.has(file));
+		if (left?.length === 0) {
+			summary.push(`note ${label}: run ${attempt - 1} stalled after its last file had finished`);
+			status = 0;
+			break;
+		}
+		summary.push(
+			`note ${label}: run ${attempt - 1} stalled after ${finished.size} files; ` +
+				(left ? `${left.length} files not finished were run again` : "run again from the start"),
+		);
+		status = await vitestOnce(
+			`${label} (attempt ${attempt} after a stall)`,
+			[...vitestArgs, ...(left ?? [])],
+			stageEnv,
+		);
 	}
-	let tally: Tally = { passed: 0, failed: 0 };
-	let failures: string[] = [];
-	if (existsSync(out)) {
-		const report = JSON.parse(readFileSync(out, "utf8")) as VitestReport;
-		tally = { passed: report.numPassedTests, failed: report.numFailedTests };
-		failures = failedTests(report);
+	const { finished } = readProgress(progressFile);
+	const tally: Tally = { passed: 0, failed: 0 };
+	const failures: string[] = [];
+	for (const file of finished.values()) {
+		tally.passed += file.passed;
+		tally.failed += file.failed;
+		failures.push(...file.failures);
 	}
-	// A crash before any report (or a failing file with no test) still counts as a failure.
+	// A crash outside any file (or a run that never finished) still counts as a failure.
 	if (status !== 0 && tally.failed === 0) tally.failed = 1;
 	total.passed += tally.passed;
 	total.failed += tally.failed;
@@ -110,27 +153,6 @@ async function vitest(label: string, args: string[], env: NodeJS.ProcessEnv = {}
 	if (status !== 0 && failures.length === 0)
 		summary.push("     vitest exited with an error outside any test: see its output above");
 	for (const line of failures.slice(0, 10)) summary.push(`     ✗ ${line}`);
-}
-
-interface VitestReport {
-	numPassedTests: number;
-	numFailedTests: number;
-	testResults?: Array<{
-		name: string;
-		assertionResults?: Array<{ fullName: string; status: string; failureMessages?: string[] }>;
-	}>;
-}
-
-/** "file › test: first line of the error", so the summary (all CI keeps) names what failed. */
-function failedTests(report: VitestReport): string[] {
-	return (report.testResults ?? []).flatMap((file) =>
-		(file.assertionResults ?? [])
-			.filter((t) => t.status === "failed")
-			.map((t) => {
-				const why = (t.failureMessages?.[0] ?? "").split("\n")[0]?.slice(0, 160);
-				return `${file.name.replace(`${ROOT}/`, "")} › ${t.fullName}: ${why}`;
-			}),
-	);
 }
 
 function mediasoupSuite(): void {
