@@ -2,6 +2,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { DEFAULT_MAX_BODY_BYTES } from "./config/config.ts";
+import { documentReference } from "./docs/document.ts";
 import { renderDocs } from "./docs/render.ts";
 import { ApiError } from "./lib/api-error.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
@@ -101,6 +102,7 @@ export function createApp() {
 		c.header("content-security-policy", `default-src 'none'; style-src 'nonce-${nonce}'; frame-ancestors 'none'`);
 		return c.html(renderDocs(doc, nonce));
 	});
+	documentReference(app);
 
 	app.use("*", config(), database());
 	app.route("/", jwksRoutes);

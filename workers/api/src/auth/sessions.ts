@@ -75,7 +75,13 @@ export async function revokeUserSessions(
 	return ended.map((s) => s.id);
 }
 
-export async function refreshSession(db: Database, config: Config, presented: string): Promise<IssuedTokens> {
+export async function refreshSession(
+	db: Database,
+	config: Config,
+	presented: string,
+	/** Called when a reused token revokes its session: the session's sockets should end too. */
+	revoked: (userId: string, sessionId: string) => Promise<void> = async () => {},
+): Promise<IssuedTokens> {
 	const tokenHash = await sha256Hex(presented);
 	// The conditional update is the race guard: of two concurrent refreshes, one wins.
 	const [claimed] = await db
@@ -91,6 +97,8 @@ export async function refreshSession(db: Database, config: Config, presented: st
 			throw new ApiError(401, "INVALID_TOKEN", "The refresh token was just rotated; use the newest one.");
 		}
 		await revokeSession(db, seen.sessionId, "refresh_token_reused");
+		const [owner] = await db.select({ userId: sessions.userId }).from(sessions).where(eq(sessions.id, seen.sessionId));
+		if (owner) await revoked(owner.userId, seen.sessionId);
 		throw new ApiError(401, "TOKEN_REUSED", "This refresh token was already used; the session has been revoked.");
 	}
 	const [session] = await db.select().from(sessions).where(eq(sessions.id, claimed.sessionId));

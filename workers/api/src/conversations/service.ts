@@ -125,12 +125,19 @@ export async function assertNotBlocked(db: Database, a: string, b: string): Prom
 }
 
 /**
- * Ends the user-channel sockets of revoked sessions at once; conversation
- * sockets of those sessions close at their room's next session check.
+ * Ends every socket of revoked sessions at once: the user channel's and those
+ * in each of the user's conversations (a room holds sockets only of its
+ * members). A room that cannot be reached still closes them at its own
+ * periodic session check.
  */
-export async function closeSessionSockets(env: Env, userId: string, sessionIds: string[]): Promise<void> {
+export async function closeSessionSockets(env: Env, db: Database, userId: string, sessionIds: string[]): Promise<void> {
 	if (sessionIds.length === 0) return;
-	await channelOf(env, userId)
-		.closeSessions(sessionIds)
-		.catch(() => {});
+	const rooms = await db
+		.select({ id: conversationMembers.conversationId })
+		.from(conversationMembers)
+		.where(eq(conversationMembers.userId, userId));
+	await Promise.allSettled([
+		channelOf(env, userId).closeSessions(sessionIds),
+		...rooms.map(({ id }) => roomOf(env, id).closeSessions(sessionIds)),
+	]);
 }

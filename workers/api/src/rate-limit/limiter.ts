@@ -38,6 +38,12 @@ export class Limiter {
 		if (!decision.allowed) throw rateLimited(decision.retryAfter);
 	}
 
+	/** Counts an attempt and says whether it is within the limit, for callers that must answer the same either way. */
+	async permits(name: RatePolicyName, subject: string): Promise<boolean> {
+		const stub = await this.#stub(name, subject);
+		return (await this.#call(stub.attempt(this.#policies[name]))).allowed;
+	}
+
 	/** Throws 423 ACCOUNT_LOCKED while a lockout key is locked. */
 	async assertUnlocked(name: RatePolicyName, subject: string): Promise<void> {
 		const stub = await this.#stub(name, subject);

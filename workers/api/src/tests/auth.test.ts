@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { describe, expect, it } from "vitest";
 import worker from "../index.ts";
+import { DEFAULT_RATE_POLICIES } from "../rate-limit/policies.ts";
 import {
 	call,
 	codeIn,
@@ -312,6 +313,17 @@ describe("POST /v1/auth/password/forgot", () => {
 		const email = `ghost-${unique()}@example.test`;
 		expect((await call("/v1/auth/password/forgot", { body: { email } })).status).toBe(202);
 		expect(await mailbox(email)).toHaveLength(0);
+	});
+
+	it("keeps answering 202 past the per-address limit, mailing no more than the limit", async () => {
+		const user = await register();
+		const statuses: number[] = [];
+		for (let i = 0; i < 5; i++) {
+			statuses.push((await call("/v1/auth/password/forgot", { body: { email: user.email } })).status);
+		}
+		expect(statuses).toEqual([202, 202, 202, 202, 202]);
+		const resets = (await mailbox(user.email)).filter((m) => m.template === "reset_password");
+		expect(resets).toHaveLength(DEFAULT_RATE_POLICIES["forgot-account"].limit);
 	});
 });
 

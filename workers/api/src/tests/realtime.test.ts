@@ -2,7 +2,7 @@ import { abortAllDurableObjects } from "cloudflare:test";
 import { APP_SUBPROTOCOL, BATCH_SUBPROTOCOL, MAX_BATCH_FRAMES } from "@secureconnect/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { call, signUp } from "./helpers.ts";
+import { call, login, signUp } from "./helpers.ts";
 import { b64, createGroup, TestSocket } from "./sockets.ts";
 
 describe("conversation sockets", () => {
@@ -47,6 +47,35 @@ describe("conversation sockets", () => {
 		outsiderFrame.send({ type: "auth", token: outsider.accessToken });
 		expect((await outsiderFrame.waitClosed()).code).toBe(4003);
 		expect((await TestSocket.refusal(`/v1/conversations/${id}/ws`, "garbage")).status).toBe(401);
+	});
+
+	it("close at once when their session ends (logout, refresh token reuse), and only that session's", async () => {
+		const a = await signUp();
+		const other = await login(a, "second device");
+		const id = await createGroup(a.accessToken, [(await signUp()).id]);
+		const open = async (token: string) => {
+			const byProtocol = await TestSocket.open(`/v1/conversations/${id}/ws`, token);
+			await byProtocol.next("ready");
+			const byFrame = await TestSocket.open(`/v1/conversations/${id}/ws`);
+			byFrame.send({ type: "auth", token });
+			await byFrame.next("ready");
+			const channel = await TestSocket.open("/v1/ws", token);
+			await channel.next("ready");
+			return [byProtocol, byFrame, channel];
+		};
+		const mine = await open(a.accessToken);
+		const theirs = await open(other.accessToken);
+		expect((await call("/v1/auth/logout", { method: "POST", token: a.accessToken })).status).toBe(204);
+		for (const socket of mine) expect(await socket.waitClosed(2_000)).toMatchObject({ code: 4001 });
+		const survivor = theirs[0] as TestSocket;
+		survivor.send({ type: "send", clientId: "still-here", ciphertext: b64("x") });
+		expect(await survivor.next("ack")).toMatchObject({ clientId: "still-here" });
+
+		// A reused refresh token revokes its session: its sockets end with it.
+		const rotated = await call("/v1/auth/refresh", { body: { refreshToken: other.refreshToken } });
+		expect(rotated.status).toBe(200);
+		expect((await call("/v1/auth/refresh", { body: { refreshToken: other.refreshToken } })).status).toBe(401);
+		for (const socket of theirs) expect(await socket.waitClosed(2_000)).toMatchObject({ code: 4001 });
 	});
 
 	it("fan out every message to every socket in the same order, acked once durable", async () => {

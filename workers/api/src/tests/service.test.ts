@@ -56,6 +56,80 @@ describe("service endpoints", () => {
 		expect(docs.headers.get("content-security-policy")).toMatch(/default-src 'none'/);
 	});
 
+	it("lists every operation of the public contract (../shared/API.md), the sockets and the reference included", async () => {
+		const doc = (await (await SELF.fetch("http://api.test/openapi.json")).json()) as {
+			paths: Record<string, Record<string, unknown>>;
+		};
+		const listed = new Set(
+			Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)),
+		);
+		const contract = [
+			"GET /health",
+			"GET /ready",
+			"GET /openapi.json",
+			"GET /docs",
+			"GET /.well-known/jwks.json",
+			"POST /v1/auth/register",
+			"POST /v1/auth/verify-email",
+			"POST /v1/auth/login",
+			"POST /v1/auth/refresh",
+			"POST /v1/auth/logout",
+			"POST /v1/auth/logout-all",
+			"GET /v1/auth/sessions",
+			"DELETE /v1/auth/sessions/{id}",
+			"POST /v1/auth/password/forgot",
+			"POST /v1/auth/password/reset",
+			"POST /v1/auth/password/change",
+			"GET /v1/users/me",
+			"PATCH /v1/users/me",
+			"DELETE /v1/users/me",
+			"GET /v1/users/{id}",
+			"GET /v1/users",
+			"GET /v1/friends",
+			"POST /v1/friends/requests",
+			"POST /v1/friends/requests/{id}/accept",
+			"POST /v1/friends/requests/{id}/decline",
+			"DELETE /v1/friends/{userId}",
+			"GET /v1/blocks",
+			"PUT /v1/blocks/{userId}",
+			"DELETE /v1/blocks/{userId}",
+			"POST /v1/devices",
+			"GET /v1/devices",
+			"DELETE /v1/devices/{id}",
+			"POST /v1/keys/packages",
+			"GET /v1/keys/packages/count",
+			"POST /v1/keys/claim",
+			"POST /v1/conversations",
+			"GET /v1/conversations",
+			"GET /v1/conversations/{id}",
+			"PATCH /v1/conversations/{id}",
+			"POST /v1/conversations/{id}/members",
+			"DELETE /v1/conversations/{id}/members/{userId}",
+			"GET /v1/conversations/{id}/messages",
+			"POST /v1/conversations/{id}/messages",
+			"POST /v1/conversations/{id}/read",
+			"GET /v1/conversations/{id}/ws",
+			"GET /v1/ws",
+			"POST /v1/files",
+			"PUT /v1/files/{id}/content",
+			"POST /v1/files/{id}/complete",
+			"GET /v1/files/{id}",
+			"GET /v1/files/{id}/content",
+			"DELETE /v1/files/{id}",
+			"GET /v1/storage/usage",
+			"POST /v1/calls",
+			"POST /v1/calls/{id}/join",
+			"POST /v1/calls/{id}/decline",
+			"POST /v1/calls/{id}/leave",
+			"POST /v1/calls/{id}/end",
+			"GET /v1/calls/{id}",
+			"GET /v1/turn/credentials",
+			"POST /v1/push/subscriptions",
+			"DELETE /v1/push/subscriptions/{id}",
+		];
+		expect(contract.filter((operation) => !listed.has(operation))).toEqual([]);
+	});
+
 	it("publishes the public half of every signing key", async () => {
 		const res = await SELF.fetch("http://api.test/.well-known/jwks.json");
 		const body = (await res.json()) as { keys: Array<Record<string, string>> };

@@ -115,7 +115,8 @@ const forgot = createRoute({
 	method: "post",
 	path: "/v1/auth/password/forgot",
 	tags,
-	summary: "Email a reset link; answers 202 whether or not the account exists",
+	summary:
+		"Email a reset link; answers 202 whether or not the account exists (at most 3 mails per address an hour; 429 only for an IP over its limit)",
 	request: { body: jsonBody(ForgotPasswordRequest) },
 	responses: { 202: { description: "Accepted" }, ...errorResponses(400, 429) },
 });
@@ -221,15 +222,20 @@ const publicRoutes = createRouter()
 	})
 	.openapi(refresh, async (c) => {
 		await new Limiter(c.env, c.var.config.rateLimits).attempt("refresh-ip", clientIp(c));
-		const issued = await refreshSession(c.var.db, c.var.config, c.req.valid("json").refreshToken);
+		const { db } = c.var;
+		const issued = await refreshSession(db, c.var.config, c.req.valid("json").refreshToken, (userId, sessionId) =>
+			closeSessionSockets(c.env, db, userId, [sessionId]),
+		);
 		return c.json(issued, 200);
 	})
 	.openapi(forgot, async (c) => {
 		const { email } = c.req.valid("json");
 		const limiter = new Limiter(c.env, c.var.config.rateLimits);
 		await limiter.attempt("forgot-ip", clientIp(c));
-		await limiter.attempt("forgot-account", email);
-		const user = await findUserByEmail(c.var.db, email);
+		// Past the per-address limit no more mail goes out, but the answer stays 202: a 429 here
+		// would tell a caller that somebody asked for this address (and the contract says 202 always).
+		const mailable = await limiter.permits("forgot-account", email);
+		const user = mailable ? await findUserByEmail(c.var.db, email) : undefined;
 		if (user) {
 			const token = await issueEmailToken(c.var.db, user.id, "reset_password", PASSWORD_RESET_TTL_SECONDS);
 			await queueEmail(c.var.db, c.env, c.var.log, c.var.requestId, user.email, {
@@ -255,7 +261,7 @@ const publicRoutes = createRouter()
 			.update(users)
 			.set({ passwordHash, updatedAt: new Date(), emailVerifiedAt: new Date() })
 			.where(eq(users.id, userId));
-		await closeSessionSockets(c.env, userId, await revokeUserSessions(db, userId, "password_reset"));
+		await closeSessionSockets(c.env, db, userId, await revokeUserSessions(db, userId, "password_reset"));
 		return c.body(null, 204);
 	});
 
@@ -277,12 +283,13 @@ const authedRoutes = createRouter()
 	})
 	.openapi(logout, async (c) => {
 		await revokeSession(c.var.db, c.var.auth.sessionId, "logout");
-		await closeSessionSockets(c.env, c.var.auth.userId, [c.var.auth.sessionId]);
+		await closeSessionSockets(c.env, c.var.db, c.var.auth.userId, [c.var.auth.sessionId]);
 		return c.body(null, 204);
 	})
 	.openapi(logoutAll, async (c) => {
 		await closeSessionSockets(
 			c.env,
+			c.var.db,
 			c.var.auth.userId,
 			await revokeUserSessions(c.var.db, c.var.auth.userId, "logout_all"),
 		);
@@ -315,7 +322,7 @@ const authedRoutes = createRouter()
 			.where(and(eq(sessions.id, id), eq(sessions.userId, c.var.auth.userId), isNull(sessions.revokedAt)))
 			.returning({ id: sessions.id });
 		if (!row) throw new ApiError(404, "NOT_FOUND", "No such session.");
-		await closeSessionSockets(c.env, c.var.auth.userId, [row.id]);
+		await closeSessionSockets(c.env, c.var.db, c.var.auth.userId, [row.id]);
 		return c.body(null, 204);
 	})
 	.openapi(change, async (c) => {
@@ -336,6 +343,7 @@ const authedRoutes = createRouter()
 		await db.update(users).set({ passwordHash, updatedAt: new Date() }).where(eq(users.id, user.id));
 		await closeSessionSockets(
 			c.env,
+			db,
 			user.id,
 			await revokeUserSessions(db, user.id, "password_changed", c.var.auth.sessionId),
 		);

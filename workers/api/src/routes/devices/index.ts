@@ -98,7 +98,7 @@ export const deviceRoutes = createRouter()
 		// The device's session ends and its sockets close; its groups hear of it so members remove its leaf.
 		if (row.sessionId) {
 			await revokeSession(c.var.db, row.sessionId, "device_removed");
-			await closeSessionSockets(c.env, c.var.auth.userId, [row.sessionId]);
+			await closeSessionSockets(c.env, c.var.db, c.var.auth.userId, [row.sessionId]);
 		}
 		await announceDevice(c.env, c.var.db, c.var.auth.userId, row.id, "removed");
 		return c.body(null, 204);

@@ -19,6 +19,7 @@ import { ApiError } from "../../lib/api-error.ts";
 import { REQUEST_ID_HEADER } from "../../middleware/request-id/index.ts";
 import { createRouter } from "../../openapi.ts";
 import type { AppEnv } from "../../types.ts";
+import { documentUpgrades } from "./document.ts";
 
 const AUTH_FRAME_TIMEOUT_MS = 10_000;
 
@@ -47,7 +48,10 @@ async function handOver(
 	return new Response(null, { status: 101, webSocket: res.webSocket, headers: res.headers });
 }
 
-export const realtimeRoutes = createRouter()
+const router = createRouter();
+documentUpgrades(router);
+
+export const realtimeRoutes = router
 	.get("/v1/conversations/:id/ws", async (c) => {
 		requireUpgrade(c);
 		const { token, selected } = tokenFromProtocols(c.req.header("sec-websocket-protocol") ?? null);
