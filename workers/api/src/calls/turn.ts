@@ -80,7 +80,8 @@ export async function iceServersFor(
 	const username = `${Math.floor(now / 1000) + config.ttlSeconds}:${userId}`;
 	const credential = await turnCredential(config.secret, username);
 	return {
-		iceServers: [...(stun.length ? [{ urls: stun }] : []), { urls: turn, username, credential }],
+		// The relay first: a client that reads one entry gets the one with credentials.
+		iceServers: [{ urls: turn, username, credential }, ...(stun.length ? [{ urls: stun }] : [])],
 		ttl: config.ttlSeconds,
 		turn: "ok",
 	};

@@ -80,6 +80,9 @@ describe("TURN health from media node heartbeats", () => {
 		expect(before.status).toBe(200);
 		expect(before.body.turn).toBe("ok");
 		expect(relayOf(before.body.iceServers)?.urls).toEqual([UDP, TCP]);
+		// The entry with credentials comes first, in the shape the contract shows.
+		expect(before.body.iceServers[0]).toMatchObject({ urls: [UDP, TCP], username: expect.any(String) });
+		expect(before.body.iceServers[0]?.credential).toEqual(expect.any(String));
 
 		await heartbeat([
 			{ url: UDP, up: false, reason: "timeout" },
