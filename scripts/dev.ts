@@ -5,6 +5,8 @@ import { buildWeb } from "./build-web.ts";
 import { findTurnserver, startCoturn, TURN_PORT } from "./local/coturn.ts";
 import { startLocalDatabase } from "./local/database.ts";
 import { writeDevEndpoints } from "./local/endpoints.ts";
+import { type FakeProviders, startFakeProviders } from "./local/fake-providers.ts";
+import { ensureCoturn } from "./local/install-coturn.ts";
 import { start, stopAll, waitForHttp } from "./local/processes.ts";
 import { ensureDevVars } from "./local/secrets.ts";
 import { startWranglerDev } from "./local/wrangler.ts";
@@ -19,19 +21,51 @@ const PARENT_CHECK_MS = 1_000;
 const log = (msg: string) => process.stdout.write(`[dev] ${msg}\n`);
 
 let stopping = false;
+let pushStandIns: FakeProviders | undefined;
 async function shutdown(code: number, closeDb?: () => Promise<void>): Promise<never> {
 	if (!stopping) {
 		stopping = true;
 		log("stopping…");
 		await stopAll();
+		await pushStandIns?.close();
 		await closeDb?.();
 	}
 	process.exit(code);
 }
 
+/** The turnserver binary; installs coturn with apt when missing, and gives up (STUN only) when it cannot. */
+function turnserverOrInstall(): string | undefined {
+	const found = findTurnserver();
+	if (found) return found;
+	log("coturn is not installed: installing it with apt-get (once)…");
+	try {
+		return ensureCoturn(log);
+	} catch (error) {
+		log(
+			`could not install coturn (${(error as Error).message}), so calls use host/STUN candidates only and TURN credentials are empty. Install it with: apt-get install -y coturn`,
+		);
+		return undefined;
+	}
+}
+
+/**
+ * The api's settings for the push stand-ins (not the fakes' own TEST_* control values), except
+ * for a provider that .dev.vars configures itself (FCM_*, APNS_* or VAPID_*): that one stays real.
+ */
+function pushBindings(fakes: FakeProviders, devVars: Map<string, string>): Record<string, string> {
+	const own = ["FCM_", "APNS_", "VAPID_"].filter((prefix) => [...devVars.keys()].some((k) => k.startsWith(prefix)));
+	return Object.fromEntries(
+		Object.entries(fakes.bindings).filter(
+			([name]) => !name.startsWith("TEST_") && !own.some((prefix) => name.startsWith(prefix)),
+		),
+	);
+}
+
 async function main(): Promise<void> {
 	mkdirSync(DATA, { recursive: true });
 	const vars = ensureDevVars(join(ROOT, ".dev.vars"));
+	// Before anything else runs: installing blocks this process (apt-get, synchronously).
+	const turnserver = turnserverOrInstall();
 
 	const db = await startLocalDatabase({
 		databaseUrl: process.env.DATABASE_URL,
@@ -51,14 +85,15 @@ async function main(): Promise<void> {
 		}
 	}, PARENT_CHECK_MS).unref();
 
-	const turnserver = findTurnserver();
 	const turnVars: Record<string, string> = {};
 	if (turnserver) {
 		startCoturn(turnserver, vars.get("TURN_SECRET") ?? "", join(DATA, "coturn"));
 		turnVars.TURN_URLS = `stun:127.0.0.1:${TURN_PORT},turn:127.0.0.1:${TURN_PORT}?transport=udp,turn:127.0.0.1:${TURN_PORT}?transport=tcp`;
-	} else {
-		log("coturn is not installed, so calls use host/STUN candidates only. Install it with: apt-get install -y coturn");
 	}
+
+	// FCM, APNs and Web Push go to local stand-ins that check what the real services check
+	// (scripts/local/fake-providers.ts), with keys generated for this run.
+	pushStandIns = await startFakeProviders({ mediaNodeSecret: vars.get("MEDIA_NODE_SECRET") ?? "" });
 
 	const mediaNodeUrl = `http://127.0.0.1:${MEDIA_PORT}`;
 	const media = start("media", process.execPath, [join(ROOT, "media-node/src/main.ts")], {
@@ -83,6 +118,7 @@ async function main(): Promise<void> {
 			DB_WS_PROXY: db.wsProxy,
 			MEDIA_NODE_URL: mediaNodeUrl,
 			PUBLIC_URL: `http://127.0.0.1:${API_PORT}`,
+			...pushBindings(pushStandIns, vars),
 			...turnVars,
 		},
 	});
@@ -114,6 +150,9 @@ async function main(): Promise<void> {
 	log(`  api docs   ${apiUrl}/docs   (OpenAPI ${apiUrl}/openapi.json)`);
 	log(`  media node ${mediaNodeUrl}`);
 	if (turnserver) log(`  coturn     turn:127.0.0.1:${TURN_PORT}`);
+	log(
+		`  push       FCM and APNs go to local stand-ins, as does Web Push to ${pushStandIns.url}/webpush/<id>; what they received: ${pushStandIns.url}/_control/requests`,
+	);
 	log(`  state in ${DATA} (delete it to start fresh); secrets in .dev.vars`);
 	log("Press Ctrl-C to stop everything.");
 	if (!existsSync(join(ROOT, "media-node/node_modules"))) log("warning: media-node is not installed; run npm install");

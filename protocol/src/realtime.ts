@@ -1,7 +1,8 @@
 // WebSocket frames (JSON text) of the conversation socket and the user channel.
 import { z } from "zod";
+import { PublicUser } from "./accounts.ts";
 import { Ciphertext, ClientId, ConversationId, MemberRole, Message } from "./conversations.ts";
-import { DeviceId, UserId } from "./ids.ts";
+import { DeviceId, FriendRequestId, UserId } from "./ids.ts";
 import { WelcomeEnvelope } from "./keys.ts";
 
 export const BEARER_SUBPROTOCOL_PREFIX = "bearer.";
@@ -68,6 +69,22 @@ export const SOCKET_ERROR_CODES = [
 	"STALE_EPOCH",
 ] as const;
 
+/**
+ * A friendship changed, sent to both users' channels. `userId`/`user` are the
+ * other side as the receiver sees it; `by` is who acted (a receiver's own
+ * devices get their own actions too). `cancelled`: the sender withdrew a request.
+ */
+export const FriendFrame = z.object({
+	type: z.literal("friend"),
+	change: z.enum(["request", "accepted", "declined", "cancelled", "removed"]),
+	userId: UserId,
+	user: PublicUser,
+	by: UserId,
+	requestId: FriendRequestId.optional(),
+	at: z.iso.datetime(),
+});
+export type FriendFrame = z.infer<typeof FriendFrame>;
+
 /** Every server frame but `batch`, which carries them. */
 export const SingleServerFrame = z.discriminatedUnion("type", [
 	z.object({ type: z.literal("ready"), userId: UserId, lastSeq: z.number().int() }),
@@ -128,12 +145,7 @@ export const SingleServerFrame = z.discriminatedUnion("type", [
 		welcomeId: z.string(),
 		deviceId: DeviceId,
 	}),
-	z.object({
-		type: z.literal("friend"),
-		change: z.enum(["request", "accepted", "declined", "removed"]),
-		userId: UserId,
-		requestId: z.string().optional(),
-	}),
+	FriendFrame,
 ]);
 export type SingleServerFrame = z.infer<typeof SingleServerFrame>;
 

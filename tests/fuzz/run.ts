@@ -14,6 +14,7 @@
 import { parseArgs } from "node:util";
 import fc from "fast-check";
 import { openPool } from "../../scripts/backup/postgres.ts";
+import { startFakeProviders } from "../../scripts/local/fake-providers.ts";
 import { GENERATORS } from "../../scripts/local/secrets.ts";
 import {
 	envelopeProblem,
@@ -22,7 +23,6 @@ import {
 	operationsOf,
 } from "../../workers/api/src/tests/openapi-operations.ts";
 import { resolverFor } from "../../workers/api/src/tests/schema-arbitrary.ts";
-import { startFakeProviders } from "../../workers/test/fake-providers.ts";
 import { defaultPersistRoot, startStack } from "../stack.ts";
 import { changedTables, DatabaseFingerprint, type Fingerprint } from "./fingerprint.ts";
 import { type FuzzRequest, fillWorld, requestsFor, SESSION_ENDING } from "./requests.ts";
@@ -123,7 +123,7 @@ async function reviveVictim(api: Api, world: World): Promise<void> {
 
 async function main(): Promise<void> {
 	const started = performance.now();
-	// Push and email go to local fakes that check what the real providers check (workers/test/fake-providers.ts).
+	// Push and email go to local fakes that check what the real providers check (scripts/local/fake-providers.ts).
 	const mediaNodeSecret = GENERATORS.MEDIA_NODE_SECRET();
 	const fakes = await startFakeProviders({ mediaNodeSecret });
 	const vars = { ...fakes.bindings, MEDIA_NODE_SECRET: mediaNodeSecret, RATE_LIMITS: LOOSE_LIMITS };

@@ -538,7 +538,10 @@ export class Session {
 				await this.ensureJoined(frame.conversationId);
 				return;
 			case "friend":
+				this.rememberUser(frame.user);
 				await this.refreshFriends();
+				// This user's own actions (from another device) come back too: nothing to announce.
+				if (frame.by !== frame.userId) return;
 				if (frame.change === "request") announce(`${this.name(frame.userId)} sent you a friend request.`);
 				if (frame.change === "accepted") announce(`${this.name(frame.userId)} accepted your friend request.`);
 				return;

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { buildWeb, WEB_DIST } from "../../scripts/build-web.ts";
 import { startLocalDatabase } from "../../scripts/local/database.ts";
+import { startFakeProviders } from "../../scripts/local/fake-providers.ts";
 import { GENERATORS } from "../../scripts/local/secrets.ts";
-import { startFakeProviders } from "./fake-providers.ts";
 
 declare module "vitest" {
 	export interface ProvidedContext {
@@ -14,7 +14,7 @@ declare module "vitest" {
 		dbWsProxy: string;
 		databaseKind: "embedded" | "postgres";
 		secrets: Record<string, string>;
-		/** Push provider settings pointing at the local fakes (fake-providers.ts). */
+		/** Push provider settings pointing at the local fakes (scripts/local/fake-providers.ts). */
 		notificationBindings: Record<string, string>;
 	}
 }

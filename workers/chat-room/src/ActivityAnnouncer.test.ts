@@ -4,6 +4,7 @@ import {
 	ActivityAnnouncer,
 	ANNOUNCE_INTERVAL_MS,
 	ONLINE_ANNOUNCE_INTERVAL_MS,
+	RECENT_SENDERS,
 } from "./ActivityAnnouncer.ts";
 
 function room(members: string[], online: string[] = []) {
@@ -25,8 +26,8 @@ describe("ActivityAnnouncer", () => {
 		const t0 = Date.now();
 		await announcer.stored(1, "alice", "req-1");
 		expect(heard.map(({ at: _at, ...h }) => h)).toEqual([
-			{ userId: "alice", lastSeq: 1, ownSeq: 1, onlineHere: false, requestId: "req-1" },
-			{ userId: "bob", lastSeq: 1, ownSeq: undefined, onlineHere: false, requestId: "req-1" },
+			{ userId: "alice", lastSeq: 1, ownSeq: 1, onlineHere: false, requestId: "req-1", senderIds: [] },
+			{ userId: "bob", lastSeq: 1, ownSeq: undefined, onlineHere: false, requestId: "req-1", senderIds: ["alice"] },
 		]);
 		expect(Math.max(...heard.map((h) => h.at)) - t0).toBeLessThan(ANNOUNCE_INTERVAL_MS);
 	});
@@ -68,6 +69,22 @@ describe("ActivityAnnouncer", () => {
 		expect(of("bob").at(-1)?.lastSeq).toBe(1);
 		while ((of("bob").at(-1)?.lastSeq ?? 0) < 2) await new Promise((resolve) => setTimeout(resolve, 50));
 		expect(of("bob")).toHaveLength(2);
+	});
+
+	it("names who else sent what a member has not heard of; nobody once that is no longer remembered", async () => {
+		const { announcer, of } = room(["alice", "bob", "carol"]);
+		await announcer.stored(1, "alice", undefined);
+		expect(of("alice").at(-1)?.senderIds).toEqual([]);
+		expect(of("bob").at(-1)?.senderIds).toEqual(["alice"]);
+		await Promise.all([announcer.stored(2, "carol", undefined), announcer.stored(3, "alice", undefined)]);
+		expect(of("bob").at(-1)).toMatchObject({ lastSeq: 3, senderIds: expect.arrayContaining(["alice", "carol"]) });
+		expect(of("carol").at(-1)).toMatchObject({ lastSeq: 3, senderIds: ["alice"] });
+
+		const burst: Promise<void>[] = [];
+		for (let seq = 4; seq <= 5 + RECENT_SENDERS; seq++) burst.push(announcer.stored(seq, "alice", undefined));
+		await Promise.all(burst);
+		// Bob last heard of seq 3 or 4: the senders of some that followed are forgotten.
+		expect(of("bob").at(-1)).toMatchObject({ lastSeq: 5 + RECENT_SENDERS, senderIds: undefined });
 	});
 
 	it("owes nothing to a member who left", async () => {

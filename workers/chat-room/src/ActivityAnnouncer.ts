@@ -11,6 +11,10 @@ export const ANNOUNCE_INTERVAL_MS = 100;
  * acks waited 0.7 s (p50); at 5 s, 17 ms.
  */
 export const ONLINE_ANNOUNCE_INTERVAL_MS = 5_000;
+/** Senders of the latest messages remembered, so a push can be skipped when the member blocks them all. */
+export const RECENT_SENDERS = 256;
+/** More distinct senders than this in one report: not worth checking for blocks. */
+export const MAX_REPORTED_SENDERS = 16;
 
 export interface Activity {
 	lastSeq: number;
@@ -18,6 +22,11 @@ export interface Activity {
 	ownSeq: number | undefined;
 	onlineHere: boolean;
 	requestId: string | undefined;
+	/**
+	 * Who else sent the messages since the member was last told, when known:
+	 * the push path skips a member who blocks all of them.
+	 */
+	senderIds: string[] | undefined;
 }
 
 export interface AnnouncerHost {
@@ -38,6 +47,10 @@ export class ActivityAnnouncer {
 	 */
 	#told = new Map<string, { seq: number; at: number; spread: number }>();
 	#ownSeq = new Map<string, number>();
+	/** The latest messages' senders, oldest first, at most RECENT_SENDERS. */
+	#recent: Array<{ seq: number; senderId: string }> = [];
+	/** The highest seq whose sender was dropped from #recent. */
+	#dropped = 0;
 	#running: Promise<void> | undefined;
 	#waiters: Array<{ seq: number; resolve: () => void }> = [];
 	/** Ends the loop's sleep early: set while it sleeps. */
@@ -55,6 +68,8 @@ export class ActivityAnnouncer {
 	stored(seq: number, senderId: string, requestId: string | undefined): Promise<void> {
 		this.#lastSeq = Math.max(this.#lastSeq, seq);
 		this.#ownSeq.set(senderId, seq);
+		this.#recent.push({ seq, senderId });
+		if (this.#recent.length > RECENT_SENDERS) this.#dropped = this.#recent.shift()?.seq ?? this.#dropped;
 		this.#requestId = requestId;
 		const heard = new Promise<void>((resolve) => this.#waiters.push({ seq, resolve }));
 		this.#running ??= this.#run();
@@ -93,11 +108,13 @@ export class ActivityAnnouncer {
 				const requestId = this.#requestId;
 				await Promise.allSettled(
 					due.map((userId) => {
-						const spread = this.#told.get(userId)?.spread ?? 0.5 + Math.random();
+						const told = this.#told.get(userId);
+						const spread = told?.spread ?? 0.5 + Math.random();
 						this.#told.set(userId, { seq: lastSeq, at: now, spread });
 						const ownSeq = this.#ownSeq.get(userId);
 						this.#ownSeq.delete(userId);
-						return this.#host.tell(userId, { lastSeq, ownSeq, onlineHere: online.has(userId), requestId });
+						const senderIds = this.#sendersAfter(told?.seq ?? 0, lastSeq, userId);
+						return this.#host.tell(userId, { lastSeq, ownSeq, onlineHere: online.has(userId), requestId, senderIds });
 					}),
 				);
 				this.#settleWaiters();
@@ -106,6 +123,19 @@ export class ActivityAnnouncer {
 			this.#running = undefined;
 			this.#settleWaiters(true);
 		}
+	}
+
+	/** The senders (but `userId`) of messages in (afterSeq, toSeq]; undefined when not all are remembered. */
+	#sendersAfter(afterSeq: number, toSeq: number, userId: string): string[] | undefined {
+		if (afterSeq < this.#dropped) return undefined;
+		const senders = new Set<string>();
+		for (let i = this.#recent.length - 1; i >= 0; i--) {
+			const r = this.#recent[i] as { seq: number; senderId: string };
+			if (r.seq <= afterSeq) break;
+			if (r.seq <= toSeq && r.senderId !== userId) senders.add(r.senderId);
+			if (senders.size > MAX_REPORTED_SENDERS) return undefined;
+		}
+		return [...senders];
 	}
 
 	/** Waits until `ms` have passed or a new message comes in. */

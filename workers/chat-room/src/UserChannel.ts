@@ -13,6 +13,8 @@ export interface ActivityInput {
 	onlineHere: boolean;
 	/** The request that stored the message: the push job keeps it for tracing. */
 	requestId?: string | undefined;
+	/** Who else sent the messages reported, when known (see PushJob.senderIds). */
+	senderIds?: string[] | undefined;
 }
 
 /** How long, on average, a changed cursor waits in memory before it is written (see #store). */
@@ -120,6 +122,7 @@ export class UserChannel extends SocketServer {
 				conversationId: input.conversationId,
 				seq: input.lastSeq,
 				requestId: input.requestId ?? crypto.randomUUID(),
+				...(input.senderIds && { senderIds: input.senderIds }),
 			};
 			await this.env.NOTIFICATIONS.send(job).catch((error: unknown) =>
 				this.log.warn("push enqueue failed", { requestId: job.requestId, error }),

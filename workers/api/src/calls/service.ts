@@ -5,7 +5,7 @@ import { and, asc, eq, gt, inArray, ne, sql } from "drizzle-orm";
 import type { Config } from "../config/config.ts";
 import { notifyUsers } from "../conversations/service.ts";
 import type { Database } from "../db/client.ts";
-import { callParticipants, calls, mediaNodes } from "../db/schema/index.ts";
+import { blocks, callParticipants, calls, mediaNodes } from "../db/schema/index.ts";
 import type { Env } from "../env.ts";
 import { ApiError } from "../lib/api-error.ts";
 
@@ -194,6 +194,19 @@ export async function busyUsers(db: Database, userIds: string[]): Promise<Set<st
 				inArray(calls.state, ["ringing", "active"]),
 			),
 		);
+	return new Set(rows.map((r) => r.userId));
+}
+
+/**
+ * Of `userIds`, those who block `callerId`: a group call does not ring,
+ * notify or push them (they may still join it themselves).
+ */
+export async function blockersOf(db: Database, callerId: string, userIds: string[]): Promise<Set<string>> {
+	if (userIds.length === 0) return new Set();
+	const rows = await db
+		.select({ userId: blocks.blockerId })
+		.from(blocks)
+		.where(and(eq(blocks.blockedId, callerId), inArray(blocks.blockerId, userIds)));
 	return new Set(rows.map((r) => r.userId));
 }
 

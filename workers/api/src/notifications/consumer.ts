@@ -4,10 +4,10 @@
 // back-off (message.retry); after wrangler.toml's max_retries the queue moves
 // the message to the dead-letter queue, which consumeDeadLetters records.
 // Failures that no retry can fix are recorded as dead letters at once.
-import { and, eq, isNull, lt, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { type Config, loadConfig } from "../config/config.ts";
 import { type Database, openDatabase } from "../db/client.ts";
-import { notificationDeadLetters, outboundEmails, pushSubscriptions } from "../db/schema/index.ts";
+import { blocks, notificationDeadLetters, outboundEmails, pushSubscriptions } from "../db/schema/index.ts";
 import type { EmailJob } from "../email/outbox.ts";
 import type { Env } from "../env.ts";
 import { type Logger, rootLogger } from "../lib/logger.ts";
@@ -31,6 +31,12 @@ export interface PushJob {
 	/** Default "message". */
 	event?: "message" | "call";
 	callId?: string;
+	/**
+	 * Messages: who sent the ones this push covers, when known. A user who
+	 * blocks every one of them gets no push (the messages still reach them:
+	 * a group's ciphertext must, for its MLS state).
+	 */
+	senderIds?: string[];
 }
 
 export type NotificationJob = EmailJob | PushJob;
@@ -176,8 +182,9 @@ export async function recordDeadLetter(
 // ------------------------------------------------------------------ push
 
 async function deliverPushes(ctx: Context, messages: Message<PushJob>[]): Promise<void> {
-	// Several new messages in one conversation for one user: one push, for the newest.
+	// Several new messages in one conversation for one user: one push, for the newest, on behalf of all their senders.
 	const newest = new Map<string, Message<PushJob>>();
+	const senders = new Map<string, string[] | undefined>();
 	const rest: Message<PushJob>[] = [];
 	for (const m of messages) {
 		if (m.body.event === "call") {
@@ -186,6 +193,9 @@ async function deliverPushes(ctx: Context, messages: Message<PushJob>[]): Promis
 		}
 		const key = `${m.body.userId} ${m.body.conversationId}`;
 		const seen = newest.get(key);
+		const known = senders.get(key);
+		const theirs = m.body.senderIds;
+		senders.set(key, !seen ? theirs : known && theirs ? [...known, ...theirs] : undefined);
 		if (!seen || seen.body.seq < m.body.seq) {
 			seen?.ack();
 			newest.set(key, m);
@@ -193,18 +203,31 @@ async function deliverPushes(ctx: Context, messages: Message<PushJob>[]): Promis
 			m.ack();
 		}
 	}
-	await Promise.all([...rest, ...newest.values()].map((m) => deliverPush(ctx, m)));
+	await Promise.all([
+		...rest.map((m) => deliverPush(ctx, m, undefined)),
+		...[...newest].map(([key, m]) => deliverPush(ctx, m, senders.get(key))),
+	]);
+}
+
+/** True unless the user blocks every one of `senderIds` (folded into the subscriptions query: no extra round trip). */
+function notBlockingAll(userId: string, senderIds: string[] | undefined): SQL | undefined {
+	const distinct = [...new Set(senderIds ?? [])];
+	if (distinct.length === 0) return undefined;
+	return sql`(select count(*) from ${blocks} where ${and(eq(blocks.blockerId, userId), inArray(blocks.blockedId, distinct))}) < ${distinct.length}`;
 }
 
 type Decision = { retry: boolean; retryAfter?: number; rejected: string[] };
 
-async function deliverPush(ctx: Context, message: Message<PushJob>): Promise<void> {
+async function deliverPush(ctx: Context, message: Message<PushJob>, senderIds: string[] | undefined): Promise<void> {
 	const job = message.body;
 	const jobId = jobIdOf(job);
 	const log = ctx.log.child({ requestId: job.requestId, job: jobId, messageId: message.id });
 	let decision: Decision;
 	try {
-		const subs = await ctx.db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, job.userId));
+		const subs = await ctx.db
+			.select()
+			.from(pushSubscriptions)
+			.where(and(eq(pushSubscriptions.userId, job.userId), notBlockingAll(job.userId, senderIds)));
 		decision = { retry: false, rejected: [] };
 		const payload = payloadOf(job);
 		const kinds = [...new Set(subs.map((s) => s.kind))];
@@ -220,7 +243,7 @@ async function deliverPush(ctx: Context, message: Message<PushJob>): Promise<voi
 				),
 			),
 		);
-		if (subs.length === 0) log.debug("push job: the user has no push subscriptions");
+		if (subs.length === 0) log.debug("push job: the user has no push subscriptions, or blocks every sender");
 	} catch (error) {
 		log.warn("push job failed; will retry", { error, attempts: message.attempts });
 		message.retry({ delaySeconds: backoffSeconds(message.attempts) });

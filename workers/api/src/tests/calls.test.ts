@@ -7,7 +7,7 @@ import {
 } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { decodeJwt, decodeProtectedHeader } from "jose";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { signNodeRequest, verifyNodeRequest } from "../calls/node-signature.ts";
 import { pickNode, staleNodes } from "../calls/service.ts";
 import { turnCredential } from "../calls/turn.ts";
@@ -15,6 +15,7 @@ import { loadConfig } from "../config/config.ts";
 import { openDatabase } from "../db/client.ts";
 import { mediaNodes } from "../db/schema/index.ts";
 import worker from "../index.ts";
+import type { NotificationJob } from "../notifications/consumer.ts";
 import { call, type SignedIn, signUp } from "./helpers.ts";
 import { nodeHeartbeat } from "./media-nodes.ts";
 import { createGroup, TestSocket } from "./sockets.ts";
@@ -173,6 +174,47 @@ describe("call lifecycle", () => {
 		const missed = await call<CallBody>(`/v1/calls/${res.body.call.id}`, { token: a.accessToken });
 		expect(missed.body.call.state).toBe("missed");
 		expect(missed.body.call.participants).toContainEqual({ userId: b.id, state: "missed" });
+	});
+
+	it("a group call does not ring, notify or push a member who blocks the caller", async () => {
+		const caller = await signUp();
+		const blocker = await signUp();
+		const other = await signUp();
+		const conversation = await createGroup(other.accessToken, [caller.id, blocker.id]);
+		expect((await call(`/v1/blocks/${caller.id}`, { method: "PUT", token: blocker.accessToken })).status).toBe(204);
+		const [blockerCh, otherCh] = await Promise.all([
+			TestSocket.open("/v1/ws", blocker.accessToken),
+			TestSocket.open("/v1/ws", other.accessToken),
+		]);
+		await Promise.all([blockerCh.next("ready"), otherCh.next("ready")]);
+		const jobs: NotificationJob[] = [];
+		const send = env.NOTIFICATIONS.send.bind(env.NOTIFICATIONS);
+		const spy = vi.spyOn(env.NOTIFICATIONS, "send").mockImplementation(async (body, options) => {
+			jobs.push(body as NotificationJob);
+			return send(body, options);
+		});
+		try {
+			const res = await startCall(caller, conversation);
+			expect(res.status).toBe(201);
+			const participants = res.body.call.participants.map((p) => p.userId);
+			expect(participants).toContain(other.id);
+			expect(participants).not.toContain(blocker.id);
+			await otherCh.next("call", (f) => f.event === "ring" && f.callId === res.body.call.id);
+			const pushed = jobs.flatMap((j) => (j.kind === "push" && j.event === "call" ? [j.userId] : []));
+			expect(pushed).toContain(other.id);
+			expect(pushed).not.toContain(blocker.id);
+
+			// The blocker hears nothing of it, not even its end.
+			expect(
+				(await call(`/v1/calls/${res.body.call.id}/end`, { method: "POST", token: caller.accessToken })).status,
+			).toBe(204);
+			await otherCh.next("call", (f) => f.event === "ended" && f.callId === res.body.call.id);
+			expect(blockerCh.frames.filter((f) => f.type === "call")).toEqual([]);
+		} finally {
+			spy.mockRestore();
+			blockerCh.close();
+			otherCh.close();
+		}
 	});
 
 	it("end stops it for everyone; outsiders see 404; blocked direct calls are refused", async () => {

@@ -1,6 +1,7 @@
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { call, type Json, signUp } from "./helpers.ts";
-import { b64, createGroup } from "./sockets.ts";
+import { b64, createGroup, TestSocket } from "./sockets.ts";
 
 type ErrorReply = { error: { code: string } };
 type Conv = { id: string; type: string; title: string | null; members: Array<{ userId: string; role: string }> };
@@ -97,6 +98,62 @@ describe("conversations", () => {
 		).toBe(204);
 		expect((await call(`/v1/conversations/${id}`, { token: m1.accessToken })).status).toBe(404);
 		expect((await call(`/v1/conversations/${id}/messages`, { token: m1.accessToken })).status).toBe(404);
+	});
+
+	it("an owner who leaves hands the group to the longest-standing member", async () => {
+		const owner = await signUp();
+		const first = await signUp();
+		const later = await signUp();
+		const id = await createGroup(owner.accessToken, [first.id]);
+		await call(`/v1/conversations/${id}/members`, { token: owner.accessToken, body: { userId: later.id } });
+		expect(
+			(await call(`/v1/conversations/${id}/members/${owner.id}`, { method: "DELETE", token: owner.accessToken }))
+				.status,
+		).toBe(204);
+		const got = await call<{ conversation: Conv }>(`/v1/conversations/${id}`, { token: later.accessToken });
+		expect(got.body.conversation.members).toEqual(
+			expect.arrayContaining([
+				{ userId: first.id, role: "owner" },
+				{ userId: later.id, role: "member" },
+			]),
+		);
+		expect(got.body.conversation.members).toHaveLength(2);
+	});
+
+	it("deleting an owner's account hands each group to its longest-standing admin; the room learns it", async () => {
+		const owner = await signUp();
+		const member = await signUp();
+		const admin = await signUp();
+		const id = await createGroup(owner.accessToken, [member.id]);
+		const added = await call(`/v1/conversations/${id}/members`, {
+			token: owner.accessToken,
+			body: { userId: admin.id, role: "admin" },
+		});
+		expect(added.status).toBe(201);
+		const channel = await TestSocket.open("/v1/ws", member.accessToken);
+		await channel.next("ready");
+
+		expect((await call("/v1/users/me", { method: "DELETE", token: owner.accessToken })).status).toBe(204);
+		const expected = [
+			{ userId: admin.id, role: "owner" },
+			{ userId: member.id, role: "member" },
+		];
+		const got = await call<{ conversation: Conv }>(`/v1/conversations/${id}`, { token: member.accessToken });
+		expect(got.body.conversation.members).toHaveLength(2);
+		expect(got.body.conversation.members).toEqual(expect.arrayContaining(expected));
+		const room = env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(id));
+		const inRoom = await runInDurableObject(room, (_i, state) =>
+			state.storage.sql.exec<{ userId: string; role: string }>("SELECT user_id AS userId, role FROM members").toArray(),
+		);
+		expect(inRoom).toHaveLength(2);
+		expect(inRoom).toEqual(expect.arrayContaining(expected));
+		expect(await channel.next("membership", (f) => f.change === "removed")).toMatchObject({ userId: owner.id });
+		expect(await channel.next("membership", (f) => f.change === "role_changed")).toMatchObject({
+			conversationId: id,
+			userId: admin.id,
+			role: "owner",
+		});
+		channel.close();
 	});
 
 	it("lists the caller's conversations with lastSeq and unread", async () => {

@@ -1,6 +1,6 @@
 // Notifications end to end: push subscriptions, the queue consumer's ack /
 // retry / dead-letter decisions, each push provider against a local fake that
-// checks what the real service checks (workers/test/fake-providers.ts), email
+// checks what the real service checks (scripts/local/fake-providers.ts), email
 // through the dev mailbox, Resend and SMTP, and no plaintext in any push.
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { eq, sql } from "drizzle-orm";
@@ -20,9 +20,9 @@ import {
 } from "../notifications/consumer.ts";
 import { ResendProvider } from "../notifications/email/resend.ts";
 import { call, codeIn, type Json, login, mailbox, register, type SignedIn, signUp, unique, withDb } from "./helpers.ts";
-import { b64 } from "./sockets.ts";
+import { b64, createGroup } from "./sockets.ts";
 
-/** Bindings globalSetup adds for the fakes (workers/test/fake-providers.ts). */
+/** Bindings globalSetup adds for the fakes (scripts/local/fake-providers.ts). */
 interface FakeBindings {
 	TEST_FAKES_URL: string;
 	TEST_RESEND_ENDPOINT: string;
@@ -486,6 +486,29 @@ describe("FCM HTTP v1", () => {
 		const sent = await fakeRequests(token, "fcm");
 		expect(sent.map((r) => JSON.parse(r.body).message.data.seq)).toEqual(["5"]);
 	});
+
+	it("skips a message push when the user blocks every sender it covers", async () => {
+		const user = await signUp();
+		const blocked = await register();
+		const other = await register();
+		const token = fcmToken();
+		await subscribe(user, { kind: "fcm", token, deviceId: await addDevice(user) });
+		expect((await call(`/v1/blocks/${blocked.id}`, { method: "PUT", token: user.accessToken })).status).toBe(204);
+		const conv = conversationId();
+		const job = (seq: number, senderIds?: string[]) => ({
+			id: `m-${unique()}`,
+			body: pushJob(user.id, { conversationId: conv, seq, ...(senderIds && { senderIds }) }),
+		});
+
+		expect((await run([job(1, [blocked.id])])).explicitAcks).toHaveLength(1);
+		expect(await fakeRequests(token, "fcm")).toEqual([]);
+		// Coalesced with a message from someone else, or with senders unknown: pushed.
+		expect((await run([job(2, [blocked.id]), job(3, [other.id])])).explicitAcks).toHaveLength(2);
+		expect((await run([job(4, [blocked.id]), job(5)])).explicitAcks).toHaveLength(2);
+		expect((await run([job(6, [blocked.id, other.id])])).explicitAcks).toHaveLength(1);
+		const sent = await fakeRequests(token, "fcm");
+		expect(sent.map((r) => JSON.parse(r.body).message.data.seq)).toEqual(["3", "5", "6"]);
+	});
 });
 
 // ---------------------------------------------------------------- APNs
@@ -827,5 +850,37 @@ describe("an offline conversation member", () => {
 				.where(sql`${notificationDeliveries.jobId} = ${`msg:${id}:${seq}:${bob.id}`}`),
 		);
 		expect(deliveries.map((d) => d.status)).toEqual(["sent", "sent"]);
+	});
+
+	it("gets no push for a group message from a sender they block; others' messages still push", async () => {
+		const sender = await signUp();
+		const other = await signUp();
+		const bob = await signUp();
+		const token = fcmToken();
+		await subscribe(bob, { kind: "fcm", token, deviceId: await addDevice(bob) });
+		const id = await createGroup(other.accessToken, [sender.id, bob.id]);
+		expect((await call(`/v1/blocks/${sender.id}`, { method: "PUT", token: bob.accessToken })).status).toBe(204);
+		const send = async (user: SignedIn) => {
+			const res = await call<{ message: { seq: number } }>(`/v1/conversations/${id}/messages`, {
+				token: user.accessToken,
+				body: { clientId: `c-${unique()}`, ciphertext: b64("ciphertext") },
+			});
+			// The group's ciphertext still reaches every member.
+			expect(res.status).toBe(201);
+			return res.body.message.seq;
+		};
+		const blockedSeq = await send(sender);
+		// Past the queue's batch window, so the consumer does not fold the two pushes into one.
+		await new Promise((resolve) => setTimeout(resolve, 1_500));
+		const seq = await send(other);
+		await poll("the fcm push", async () => ((await fakeRequests(token, "fcm")).length > 0 ? true : undefined));
+		await new Promise((resolve) => setTimeout(resolve, 1_000));
+		const pushed = (await fakeRequests(token, "fcm")).map((r) => JSON.parse(r.body).message.data.seq);
+		expect(pushed).toEqual([String(seq)]);
+		expect(pushed).not.toContain(String(blockedSeq));
+		const history = await call<{ messages: Array<{ seq: number }> }>(`/v1/conversations/${id}/messages`, {
+			token: bob.accessToken,
+		});
+		expect(history.body.messages.map((m) => m.seq)).toEqual([blockedSeq, seq]);
 	});
 });

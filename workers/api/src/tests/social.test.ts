@@ -1,5 +1,7 @@
+import { SingleServerFrame } from "@secureconnect/protocol";
 import { describe, expect, it } from "vitest";
 import { call, type Json, login, register, signUp } from "./helpers.ts";
+import { TestSocket } from "./sockets.ts";
 
 type ErrorReply = { error: { code: string } };
 type FriendsReply = {
@@ -124,6 +126,86 @@ describe("friends", () => {
 		expect((await call<FriendsReply>("/v1/friends", { token: a.accessToken })).body.friends.map((f) => f.id)).toEqual([
 			b.id,
 		]);
+	});
+
+	it("every change reaches both users' channels with the other side's public profile", async () => {
+		const x = await signUp();
+		const a = await signUp();
+		const aOtherDevice = await login(a, "second device");
+		const [xCh, aCh, aCh2] = await Promise.all([
+			TestSocket.open("/v1/ws", x.accessToken),
+			TestSocket.open("/v1/ws", a.accessToken),
+			TestSocket.open("/v1/ws", aOtherDevice.accessToken),
+		]);
+		await Promise.all([xCh.next("ready"), aCh.next("ready"), aCh2.next("ready")]);
+		const profile = (u: { id: string; handle: string }) => ({
+			id: u.id,
+			handle: u.handle,
+			displayName: expect.any(String),
+		});
+		const friend = (ch: TestSocket, change: string) => ch.next("friend", (f) => f.change === change);
+		const request = async () => {
+			const res = await call<{ request: { id: string } }>("/v1/friends/requests", {
+				token: x.accessToken,
+				body: { userId: a.id },
+			});
+			expect(res.status).toBe(201);
+			return res.body.request.id;
+		};
+
+		const first = await request();
+		const received = await friend(aCh, "request");
+		expect(received).toEqual({
+			type: "friend",
+			change: "request",
+			userId: x.id,
+			user: profile(x),
+			by: x.id,
+			requestId: first,
+			at: expect.any(String),
+		});
+		expect(SingleServerFrame.safeParse(received).success).toBe(true);
+		// The sender's own devices see the outgoing request too.
+		expect(await friend(xCh, "request")).toMatchObject({ userId: a.id, user: profile(a), by: x.id, requestId: first });
+
+		expect((await call(`/v1/friends/requests/${first}/accept`, { method: "POST", token: a.accessToken })).status).toBe(
+			204,
+		);
+		expect(await friend(xCh, "accepted")).toMatchObject({ userId: a.id, user: profile(a), by: a.id, requestId: first });
+		expect(await friend(aCh2, "accepted")).toMatchObject({
+			userId: x.id,
+			user: profile(x),
+			by: a.id,
+			requestId: first,
+		});
+
+		expect((await call(`/v1/friends/${a.id}`, { method: "DELETE", token: x.accessToken })).status).toBe(204);
+		expect(await friend(aCh, "removed")).toMatchObject({ userId: x.id, user: profile(x), by: x.id });
+
+		const second = await request();
+		expect(
+			(await call(`/v1/friends/requests/${second}/decline`, { method: "POST", token: a.accessToken })).status,
+		).toBe(204);
+		expect(await friend(xCh, "declined")).toMatchObject({ userId: a.id, by: a.id, requestId: second });
+
+		const third = await request();
+		expect((await call(`/v1/friends/requests/${third}/decline`, { method: "POST", token: x.accessToken })).status).toBe(
+			204,
+		);
+		expect(await friend(aCh, "cancelled")).toMatchObject({ userId: x.id, by: x.id, requestId: third });
+
+		// Crossing requests: the second one befriends at once, and the first asker hears so.
+		const fourth = await request();
+		const crossing = await call("/v1/friends/requests", { token: a.accessToken, body: { userId: x.id } });
+		expect(crossing.status).toBe(201);
+		expect(await xCh.next("friend", (f) => f.change === "accepted" && f.requestId === fourth)).toMatchObject({
+			userId: a.id,
+			by: a.id,
+		});
+		for (const ch of [xCh, aCh, aCh2]) {
+			for (const f of ch.frames) expect(SingleServerFrame.safeParse(f).success, JSON.stringify(f)).toBe(true);
+			ch.close();
+		}
 	});
 
 	it("refuses requests to yourself or to nobody", async () => {

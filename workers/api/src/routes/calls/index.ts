@@ -6,6 +6,7 @@ import { z } from "zod";
 import { issueCallToken } from "../../calls/call-token.ts";
 import { endOnNode } from "../../calls/node-client.ts";
 import {
+	blockersOf,
 	busyUsers,
 	callFrame,
 	endCall,
@@ -135,7 +136,9 @@ export const callRoutes = createRouter()
 				details: { callId: live.id },
 			});
 		const node = await pickNode(db, c.var.config);
-		const others = members.map((m) => m.userId).filter((id) => id !== me);
+		const everyoneElse = members.map((m) => m.userId).filter((id) => id !== me);
+		const blockers = await blockersOf(db, me, everyoneElse);
+		const others = everyoneElse.filter((id) => !blockers.has(id));
 		const busy = await busyUsers(db, others);
 		const callId = newId("call");
 		await db.insert(calls).values({

@@ -18,6 +18,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import type { SendResult } from "../../../../chat-room/src/ChatRoom.ts";
 import { realtimeLimits } from "../../../../chat-room/src/limits.ts";
+import { announceDeparture, removeMembership } from "../../conversations/departure.ts";
 import {
 	assertNotBlocked,
 	assertReachable,
@@ -32,7 +33,6 @@ import {
 } from "../../conversations/service.ts";
 import type { Database } from "../../db/client.ts";
 import { conversationMembers, conversations, devices } from "../../db/schema/index.ts";
-import { deleteConversationFiles } from "../../files/cleanup.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { newId } from "../../lib/ids.ts";
 import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTENT } from "../../openapi.ts";
@@ -363,35 +363,8 @@ export const conversationRoutes = createRouter()
 				throw new ApiError(403, "FORBIDDEN", "You may not remove this member.");
 			}
 		}
-		await db
-			.delete(conversationMembers)
-			.where(and(eq(conversationMembers.conversationId, row.id), eq(conversationMembers.userId, userId)));
-		let next = members.filter((m) => m.userId !== userId);
-		if (target.role === "owner" && next.length > 0) {
-			// The owner left: the longest-standing admin (else member) takes over.
-			const heir = next.find((m) => m.role === "admin") ?? next[0];
-			if (heir) {
-				await db
-					.update(conversationMembers)
-					.set({ role: "owner" })
-					.where(and(eq(conversationMembers.conversationId, row.id), eq(conversationMembers.userId, heir.userId)));
-				next = next.map((m) => (m.userId === heir.userId ? { ...m, role: "owner" as const } : m));
-			}
-		}
-		if (next.length === 0) {
-			await deleteConversationFiles(db, c.env, row.id, c.var.log);
-			await db.delete(conversations).where(eq(conversations.id, row.id));
-		}
-		await syncRoom(c.env, row, next, db);
-		await channelOf(c.env, userId)
-			.forget(row.id)
-			.catch(() => {});
-		await notifyUsers(c.env, [userId, ...next.map((m) => m.userId)], {
-			type: "membership",
-			conversationId: row.id as ConversationId,
-			change: "removed",
-			userId: userId as UserId,
-		});
+		const departure = await removeMembership(db, c.env, c.var.log, row, userId, target.role === "owner");
+		await announceDeparture(c.env, db, row, userId, departure);
 		return c.body(null, 204);
 	})
 	.openapi(history, async (c) => {

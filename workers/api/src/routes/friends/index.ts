@@ -6,9 +6,10 @@ import {
 	FriendsList,
 	type UserId,
 } from "@secureconnect/protocol";
-import { and, eq, or } from "drizzle-orm";
+import { and, eq, inArray, or } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import { z } from "zod";
+import { announceFriendChange } from "../../accounts/friend-events.ts";
 import { isBlockedEitherWay, toPublicUser, visibleUser } from "../../accounts/users.ts";
 import type { Database } from "../../db/client.ts";
 import { friendRequests, friendships, users } from "../../db/schema/index.ts";
@@ -79,8 +80,22 @@ async function areFriends(db: Database, a: string, b: string): Promise<boolean> 
 	return row !== undefined;
 }
 
-async function befriend(db: Database, a: string, b: string): Promise<void> {
-	await db.insert(friendships).values(pair(a, b)).onConflictDoNothing();
+/** Both users' public profiles (for the friend events), in one query. */
+async function profilesOf(db: Database, a: string, b: string) {
+	const rows = await db
+		.select({ id: users.id, handle: users.handle, displayName: users.displayName })
+		.from(users)
+		.where(inArray(users.id, [a, b]));
+	const find = (id: string) => {
+		const row = rows.find((r) => r.id === id);
+		if (!row) throw new ApiError(404, "NOT_FOUND", "No such user.");
+		return row;
+	};
+	return [find(a), find(b)] as const;
+}
+
+async function befriend(db: Database, a: string, b: string): Promise<Date> {
+	const [made] = await db.insert(friendships).values(pair(a, b)).onConflictDoNothing().returning();
 	await db
 		.delete(friendRequests)
 		.where(
@@ -89,6 +104,7 @@ async function befriend(db: Database, a: string, b: string): Promise<void> {
 				and(eq(friendRequests.fromUserId, b), eq(friendRequests.toUserId, a)),
 			),
 		);
+	return made?.createdAt ?? new Date();
 }
 
 export const friendRoutes = createRouter()
@@ -141,7 +157,9 @@ export const friendRoutes = createRouter()
 			.from(friendRequests)
 			.where(and(eq(friendRequests.fromUserId, target.id), eq(friendRequests.toUserId, me)));
 		if (theirs) {
-			await befriend(db, me, target.id);
+			const since = await befriend(db, me, target.id);
+			const [actor] = await profilesOf(db, me, target.id);
+			await announceFriendChange(c.env, "accepted", actor, target, theirs.id, since);
 			return c.json(
 				{
 					request: {
@@ -162,6 +180,8 @@ export const friendRoutes = createRouter()
 			.onConflictDoNothing()
 			.returning();
 		if (!row) throw new ApiError(409, "CONFLICT", "You already asked this user.");
+		const [actor] = await profilesOf(db, me, target.id);
+		await announceFriendChange(c.env, "request", actor, target, row.id, row.createdAt);
 		return c.json(
 			{
 				request: {
@@ -186,7 +206,9 @@ export const friendRoutes = createRouter()
 		if (await isBlockedEitherWay(c.var.db, me, row.fromUserId)) {
 			throw new ApiError(403, "BLOCKED", "One of you blocks the other.");
 		}
-		await befriend(c.var.db, me, row.fromUserId);
+		const since = await befriend(c.var.db, me, row.fromUserId);
+		const [actor, requester] = await profilesOf(c.var.db, me, row.fromUserId);
+		await announceFriendChange(c.env, "accepted", actor, requester, row.id, since);
 		return c.body(null, 204);
 	})
 	.openapi(decline, async (c) => {
@@ -201,15 +223,22 @@ export const friendRoutes = createRouter()
 			)
 			.returning();
 		if (!row) throw new ApiError(404, "NOT_FOUND", "No such friend request.");
+		const withdrawn = row.fromUserId === me;
+		const [actor, other] = await profilesOf(c.var.db, me, withdrawn ? row.toUserId : row.fromUserId);
+		await announceFriendChange(c.env, withdrawn ? "cancelled" : "declined", actor, other, row.id);
 		return c.body(null, 204);
 	})
 	.openapi(unfriend, async (c) => {
-		const p = pair(c.var.auth.userId, c.req.valid("param").userId);
+		const me = c.var.auth.userId;
+		const otherId = c.req.valid("param").userId;
+		const p = pair(me, otherId);
 		const [row] = await c.var.db
 			.delete(friendships)
 			.where(and(eq(friendships.userA, p.userA), eq(friendships.userB, p.userB)))
 			.returning();
 		if (!row) throw new ApiError(404, "NOT_FOUND", "You are not friends with this user.");
+		const [actor, other] = await profilesOf(c.var.db, me, otherId);
+		await announceFriendChange(c.env, "removed", actor, other);
 		return c.body(null, 204);
 	});
 

@@ -3,6 +3,7 @@ import { Handle, PublicUser, UpdateMeRequest, User } from "@secureconnect/protoc
 import { eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import { toPublicUser, toUser, uniqueViolation, visibleUser } from "../../accounts/users.ts";
+import { leaveAllConversations } from "../../conversations/departure.ts";
 import { users } from "../../db/schema/index.ts";
 import { deleteUserFiles } from "../../files/cleanup.ts";
 import { ApiError } from "../../lib/api-error.ts";
@@ -80,6 +81,8 @@ export const userRoutes = createRouter()
 	.openapi(deleteMe, async (c) => {
 		// Stored files first (503 if storage is down, so no account is deleted with its files left behind).
 		await deleteUserFiles(c.var.db, c.env, c.var.auth.userId, c.var.log);
+		// Groups it owned pass to their heirs; the rooms learn their new member lists.
+		await leaveAllConversations(c.var.db, c.env, c.var.log, c.var.auth.userId);
 		// Sessions, devices, tokens, friendships, blocks and emails go with the row (ON DELETE CASCADE).
 		await c.var.db.delete(users).where(eq(users.id, c.var.auth.userId));
 		c.var.log.info("account deleted");

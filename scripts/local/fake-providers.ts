@@ -1,5 +1,6 @@
-// Local stand-ins for the push and email providers, started by the workers
-// test project's globalSetup (tests inside workerd cannot listen on ports).
+// Local stand-ins for the push and email providers: `npm run dev` sends every
+// push to them (scripts/dev.ts), and the workers tests (workers/test/global-setup.ts,
+// as tests inside workerd cannot listen on ports) and the fuzzer use them too.
 // Each checks what the real service checks and refuses what it would refuse:
 //   FCM: the RS256 assertion against the service account's public key, its
 //        kid/iss/scope/aud/iat/exp, then the bearer token on messages:send;
@@ -8,6 +9,7 @@
 //   Web Push: the VAPID JWT against the VAPID public key with aud = origin;
 //        the aes128gcm body is kept for the test to decrypt with its key;
 //   Resend: the API key and the Idempotency-Key; SMTP: AUTH, dot-stuffing.
+// What they received: GET <url>/_control/requests (?provider=, ?target=).
 // Every key is generated here, per run; nothing secret is committed.
 import { createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, randomUUID, verify } from "node:crypto";
 import http, { type IncomingHttpHeaders } from "node:http";
