@@ -268,7 +268,9 @@ async function story(stack: Stack, alice: Person, bob: Person): Promise<void> {
 
 	await step("Alice starts an end-to-end encrypted conversation with Bob", async () => {
 		const page = alice.page;
-		await page.getByRole("button", { name: "Message Bob Okafor" }).click();
+		// Bob's acceptance reached Alice's user channel: he is in her Friends list without a reload.
+		const friends = page.getByRole("region", { name: "Friends" });
+		await friends.getByRole("button", { name: "Message Bob Okafor" }).click();
 		await page.waitForURL(/\/chats\/cnv_/);
 		await page.getByRole("heading", { name: "Bob Okafor" }).waitFor();
 		await page.getByText("End-to-end encrypted", { exact: false }).waitFor();
