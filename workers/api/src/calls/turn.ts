@@ -80,8 +80,9 @@ export async function iceServersFor(
 	const username = `${Math.floor(now / 1000) + config.ttlSeconds}:${userId}`;
 	const credential = await turnCredential(config.secret, username);
 	return {
-		// The relay first: a client that reads one entry gets the one with credentials.
-		iceServers: [{ urls: turn, username, credential }, ...(stun.length ? [{ urls: stun }] : [])],
+		// The relay first, and every entry in the contract's shape {urls, username, credential}:
+		// a client that reads one entry gets the relay; STUN ignores credentials.
+		iceServers: [{ urls: turn, username, credential }, ...(stun.length ? [{ urls: stun, username, credential }] : [])],
 		ttl: config.ttlSeconds,
 		turn: "ok",
 	};

@@ -83,6 +83,8 @@ describe("TURN health from media node heartbeats", () => {
 		// The entry with credentials comes first, in the shape the contract shows.
 		expect(before.body.iceServers[0]).toMatchObject({ urls: [UDP, TCP], username: expect.any(String) });
 		expect(before.body.iceServers[0]?.credential).toEqual(expect.any(String));
+		for (const server of before.body.iceServers)
+			expect(Object.keys(server).sort()).toEqual(["credential", "urls", "username"]);
 
 		await heartbeat([
 			{ url: UDP, up: false, reason: "timeout" },
