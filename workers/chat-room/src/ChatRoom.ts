@@ -73,6 +73,14 @@ interface MemberRow extends Record<string, SqlStorageValue> {
 const RETENTION_SWEEP_MS = 60_000;
 
 /**
+ * Presence changes wait this long to go out together. When N members come
+ * online at once (a reconnect storm after a deploy or a network blip), one
+ * broadcast each costs N² sends; together, each socket gets one frame per
+ * window where it selected batches.
+ */
+export const PRESENCE_COALESCE_MS = 50;
+
+/**
  * One conversation: the single writer of its message order. Every message is
  * in SQLite before anyone hears of it (the runtime's output gate holds the ack
  * and the fan-out until the write is durable).
@@ -106,6 +114,9 @@ export class ChatRoom extends SocketServer {
 	#channels = new Map<string, DurableObjectStub<UserChannel>>();
 	/** The presence each member was last announced with: only changes are broadcast. */
 	#announcedPresence = new Map<string, PresenceState>();
+	/** Members whose presence may have changed, each with the socket that already knows (see #announcePresence). */
+	#presenceDue = new Map<string, WebSocket | undefined>();
+	#presenceTimer = false;
 	/** Senders whose read position moved with their own messages this turn, written once at its end. */
 	#unwrittenReads = new Set<string>();
 
@@ -661,12 +672,31 @@ export class ChatRoom extends SocketServer {
 		this.sendFrame(ws, { type: "resumed", fromSeq: from, toSeq: cursor });
 	}
 
-	/** Broadcasts a member's presence when it differs from what was last announced (a second tab changes nothing). */
+	/**
+	 * Queues a member's presence for the next broadcast, PRESENCE_COALESCE_MS
+	 * away; `except` is the socket that caused the change and needs no frame.
+	 */
 	#announcePresence(userId: string, except?: WebSocket): void {
-		const frame = this.#presenceFrame(userId);
-		if (this.#announcedPresence.get(userId) === frame.state) return;
-		this.#announcedPresence.set(userId, frame.state);
-		this.broadcast(frame, except);
+		const due = this.#presenceDue;
+		due.set(userId, due.has(userId) && due.get(userId) !== except ? undefined : except);
+		if (this.#presenceTimer) return;
+		this.#presenceTimer = true;
+		setTimeout(() => {
+			this.#presenceTimer = false;
+			this.batched(() => this.#broadcastPresence());
+		}, PRESENCE_COALESCE_MS);
+	}
+
+	/** Broadcasts each queued member's presence where it differs from what was last announced (a second tab changes nothing). */
+	#broadcastPresence(): void {
+		const due = this.#presenceDue;
+		this.#presenceDue = new Map();
+		for (const [userId, except] of due) {
+			const frame = this.#presenceFrame(userId);
+			if (this.#announcedPresence.get(userId) === frame.state) continue;
+			this.#announcedPresence.set(userId, frame.state);
+			this.broadcast(frame, except);
+		}
 	}
 
 	#channel(userId: string): DurableObjectStub<UserChannel> {

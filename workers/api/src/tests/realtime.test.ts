@@ -156,6 +156,29 @@ describe("conversation sockets", () => {
 		expect(await ws.next("error", (f) => f.code === "BAD_FRAME")).toBeTruthy();
 	});
 
+	it("announce members coming online together in a burst, not one message per member to every socket", async () => {
+		const owner = await signUp();
+		const members = await Promise.all(Array.from({ length: 12 }, () => signUp()));
+		const id = await createGroup(
+			owner.accessToken,
+			members.map((m) => m.id),
+		);
+		const watcher = await TestSocket.open(`/v1/conversations/${id}/ws`, owner.accessToken, [
+			BATCH_SUBPROTOCOL,
+			`bearer.${owner.accessToken}`,
+		]);
+		await watcher.next("ready");
+		const before = watcher.received.length;
+		const sockets = await Promise.all(members.map((m) => TestSocket.open(`/v1/conversations/${id}/ws`, m.accessToken)));
+		for (const m of members) await watcher.next("presence", (f) => f.userId === m.id && f.state === "online");
+		const online = watcher.frames.filter((f) => f.type === "presence" && f.state === "online");
+		expect(new Set(online.map((f) => (f.type === "presence" ? f.userId : ""))).size).toBe(members.length);
+		expect(online).toHaveLength(members.length);
+		// Twelve arrivals within a few coalescing windows: far fewer messages than members.
+		expect(watcher.received.length - before).toBeLessThan(members.length / 2);
+		for (const socket of [watcher, ...sockets]) socket.close();
+	});
+
 	it("carry typing, receipts and presence", async () => {
 		const a = await signUp();
 		const b = await signUp();
