@@ -132,12 +132,18 @@ export async function assertNotBlocked(db: Database, a: string, b: string): Prom
  */
 export async function closeSessionSockets(env: Env, db: Database, userId: string, sessionIds: string[]): Promise<void> {
 	if (sessionIds.length === 0) return;
-	const rooms = await db
+	const rooms = await conversationIdsOf(db, userId);
+	await Promise.allSettled([
+		channelOf(env, userId).closeSessions(sessionIds),
+		...rooms.map((id) => roomOf(env, id).closeSessions(sessionIds)),
+	]);
+}
+
+/** The conversations a user is a member of: the rooms that may hold the user's sockets. */
+export async function conversationIdsOf(db: Database, userId: string): Promise<string[]> {
+	const rows = await db
 		.select({ id: conversationMembers.conversationId })
 		.from(conversationMembers)
 		.where(eq(conversationMembers.userId, userId));
-	await Promise.allSettled([
-		channelOf(env, userId).closeSessions(sessionIds),
-		...rooms.map(({ id }) => roomOf(env, id).closeSessions(sessionIds)),
-	]);
+	return rows.map((r) => r.id);
 }

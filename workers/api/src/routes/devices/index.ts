@@ -3,9 +3,9 @@ import { CreateDeviceRequest, Device, type DeviceId, DeviceList, type UserId } f
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { revokeSession } from "../../auth/sessions.ts";
-import { closeSessionSockets, notifyUsers, roomOf } from "../../conversations/service.ts";
+import { closeSessionSockets, conversationIdsOf, notifyUsers, roomOf } from "../../conversations/service.ts";
 import type { Database } from "../../db/client.ts";
-import { conversationMembers, devices } from "../../db/schema/index.ts";
+import { devices } from "../../db/schema/index.ts";
 import type { Env } from "../../env.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { fromBase64 } from "../../lib/crypto.ts";
@@ -108,9 +108,6 @@ export const deviceRoutes = createRouter()
 async function announceDevice(env: Env, db: Database, userId: string, deviceId: string, change: "added" | "removed") {
 	const frame = { type: "device" as const, change, userId: userId as UserId, deviceId: deviceId as DeviceId };
 	await notifyUsers(env, [userId], frame);
-	const rooms = await db
-		.select({ id: conversationMembers.conversationId })
-		.from(conversationMembers)
-		.where(eq(conversationMembers.userId, userId));
-	await Promise.allSettled(rooms.map((r) => roomOf(env, r.id).announce(frame)));
+	const rooms = await conversationIdsOf(db, userId);
+	await Promise.allSettled(rooms.map((id) => roomOf(env, id).announce(frame)));
 }
