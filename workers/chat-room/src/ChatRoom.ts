@@ -21,6 +21,7 @@ import { ActivityAnnouncer } from "./ActivityAnnouncer.ts";
 import { base64Bytes } from "./limits.ts";
 import { MessageLog } from "./message-log.ts";
 import { isWelcome, type MlsFraming, readFraming } from "./mls-framing.ts";
+import { presenceWindowMs } from "./presence-window.ts";
 import { type Authed, CLOSE_FORBIDDEN, SocketServer } from "./SocketServer.ts";
 import type { UserChannel } from "./UserChannel.ts";
 
@@ -71,14 +72,6 @@ interface MemberRow extends Record<string, SqlStorageValue> {
 
 /** How often disappearing messages are swept at most. */
 const RETENTION_SWEEP_MS = 60_000;
-
-/**
- * Presence changes wait this long to go out together. When N members come
- * online at once (a reconnect storm after a deploy or a network blip), one
- * broadcast each costs N² sends; together, each socket gets one frame per
- * window where it selected batches.
- */
-export const PRESENCE_COALESCE_MS = 50;
 
 /**
  * One conversation: the single writer of its message order. Every message is
@@ -673,7 +666,7 @@ export class ChatRoom extends SocketServer {
 	}
 
 	/**
-	 * Queues a member's presence for the next broadcast, PRESENCE_COALESCE_MS
+	 * Queues a member's presence for the next broadcast, presenceWindowMs
 	 * away; `except` is the socket that caused the change and needs no frame.
 	 */
 	#announcePresence(userId: string, except?: WebSocket): void {
@@ -684,7 +677,7 @@ export class ChatRoom extends SocketServer {
 		setTimeout(() => {
 			this.#presenceTimer = false;
 			this.batched(() => this.#broadcastPresence());
-		}, PRESENCE_COALESCE_MS);
+		}, presenceWindowMs(this.socketCount()));
 	}
 
 	/** Broadcasts each queued member's presence where it differs from what was last announced (a second tab changes nothing). */

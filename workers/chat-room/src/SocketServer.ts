@@ -68,6 +68,8 @@ export interface SocketInfo {
 	requestId?: string;
 	/** The client selected BATCH_SUBPROTOCOL: frames ready at once may share one `batch` frame. */
 	batch?: boolean;
+	/** Its close (or error) has been handled. */
+	closed?: boolean;
 }
 
 export type Authed = SocketInfo & { authed: true };
@@ -89,6 +91,8 @@ export abstract class SocketServer extends DurableObject<Env> {
 	#byUser: Map<string, Set<WebSocket>> | undefined;
 	/** While set (see batched), frames wait here, serialized, to go out together. */
 	#held: Held[] | undefined;
+	/** Open sockets: the runtime's list is read once per wake (it costs a wrapper per socket), then counted here. */
+	#openSockets: number | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -178,6 +182,12 @@ export abstract class SocketServer extends DurableObject<Env> {
 			state = "away";
 		}
 		return state;
+	}
+
+	/** Sockets open here, authenticated or not. */
+	protected socketCount(): number {
+		this.#openSockets ??= this.ctx.getWebSockets().length;
+		return this.#openSockets;
 	}
 
 	/** Users with at least one authenticated socket here. */
@@ -318,7 +328,8 @@ export abstract class SocketServer extends DurableObject<Env> {
 			...(protocol === BATCH_SUBPROTOCOL && { batch: true }),
 		};
 		this.setInfo(server, info);
-		const sockets = this.ctx.getWebSockets().length;
+		// The runtime's list already holds the new socket when it is read for the first time.
+		const sockets = this.#openSockets === undefined ? this.socketCount() : ++this.#openSockets;
 		this.log.info("socket opened", { requestId: info.requestId, object: this.constructor.name, sockets });
 		recordSocket(this.env, { object: this.constructor.name, change: "open", sockets });
 		await this.#scheduleAlarm(
@@ -425,10 +436,13 @@ export abstract class SocketServer extends DurableObject<Env> {
 
 	async #disconnected(ws: WebSocket): Promise<void> {
 		const info = this.info(ws);
+		if (info?.closed) return;
 		// Mark it so socket lists taken from now on skip it.
-		this.setInfo(ws, { ...(info as SocketInfo), authed: false });
+		this.setInfo(ws, { ...(info as SocketInfo), authed: false, closed: true });
+		// The runtime still lists the closing socket.
+		const sockets = this.#openSockets === undefined ? Math.max(0, this.socketCount() - 1) : this.#openSockets - 1;
+		this.#openSockets = sockets;
 		if (info) {
-			const sockets = Math.max(0, this.ctx.getWebSockets().length - 1);
 			this.log.debug("socket closed", { requestId: info.requestId, durationMs: Date.now() - info.connectedAt });
 			recordSocket(this.env, { object: this.constructor.name, change: "close", sockets });
 		}
