@@ -14,7 +14,8 @@ import type {
 import { HISTORY_PAGE_MAX } from "@secureconnect/protocol";
 import { expireRinging } from "../../api/src/calls/service.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
-import { openDatabase } from "../../api/src/db/client.ts";
+import { membersOf } from "../../api/src/conversations/service.ts";
+import { type Database, openDatabase } from "../../api/src/db/client.ts";
 import { newId } from "../../api/src/lib/ids.ts";
 import { recordMessage } from "../../api/src/lib/metrics.ts";
 import { ActivityAnnouncer } from "./ActivityAnnouncer.ts";
@@ -110,6 +111,8 @@ export class ChatRoom extends SocketServer {
 	/** Members whose presence may have changed, each with the socket that already knows (see #announcePresence). */
 	#presenceDue = new Map<string, WebSocket | undefined>();
 	#presenceTimer = false;
+	/** Bumped by every syncMembers: a repair read from Postgres before one must not undo it. */
+	#membershipVersion = 0;
 	/** Senders whose read position moved with their own messages this turn, written once at its end. */
 	#unwrittenReads = new Set<string>();
 
@@ -162,6 +165,14 @@ export class ChatRoom extends SocketServer {
 		this.#retentionSeconds = retentionSeconds;
 		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('conversationId', ?)", conversationId);
 		sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('retentionSeconds', ?)", String(retentionSeconds ?? 0));
+		this.#membershipVersion++;
+		this.#applyMembers(members);
+		if (retentionSeconds) await this.scheduleAlarm(Date.now() + RETENTION_SWEEP_MS);
+	}
+
+	/** Sockets of users no longer members are closed at once. */
+	#applyMembers(members: readonly Member[]): void {
+		const sql = this.ctx.storage.sql;
 		const next = new Set(members.map((m) => m.userId as string));
 		for (const userId of [...this.#members.keys()]) {
 			if (next.has(userId)) continue;
@@ -188,7 +199,29 @@ export class ChatRoom extends SocketServer {
 				m.role,
 			);
 		}
-		if (retentionSeconds) await this.scheduleAlarm(Date.now() + RETENTION_SWEEP_MS);
+	}
+
+	/**
+	 * The api tells the room of every membership change (syncMembers), but
+	 * that call can fail after Postgres has committed the change. Each recheck
+	 * compares the member list with Postgres, so a removal the room missed
+	 * still closes the removed member's sockets, within SESSION_RECHECK_MS.
+	 */
+	protected override async onRecheck(db: Database): Promise<void> {
+		const conversationId = this.#conversationId;
+		if (!conversationId) return;
+		const version = this.#membershipVersion;
+		const members = await membersOf(db, conversationId);
+		if (version !== this.#membershipVersion) return;
+		const current =
+			members.length === this.#members.size && members.every((m) => this.#members.get(m.userId)?.role === m.role);
+		if (current) return;
+		this.log.warn("member list repaired from Postgres", {
+			conversationId,
+			before: this.#members.size,
+			after: members.length,
+		});
+		this.#applyMembers(members);
 	}
 
 	/** Over REST the answer waits for the user channels, so a conversation list read next is current. */

@@ -17,7 +17,7 @@ import {
 import { and, inArray, isNull } from "drizzle-orm";
 import { authenticate } from "../../api/src/auth/authenticate.ts";
 import { loadConfig } from "../../api/src/config/config.ts";
-import { openDatabase } from "../../api/src/db/client.ts";
+import { type Database, openDatabase } from "../../api/src/db/client.ts";
 import { sessions } from "../../api/src/db/schema/index.ts";
 import type { Env } from "../../api/src/env.ts";
 import { ApiError } from "../../api/src/lib/api-error.ts";
@@ -112,6 +112,11 @@ export abstract class SocketServer extends DurableObject<Env> {
 	 * batch) are handled: work they queued can be done together here.
 	 */
 	protected afterFrames(): void {}
+	/**
+	 * Extra checks against Postgres at each session recheck (every
+	 * SESSION_RECHECK_MS while authenticated sockets are open), on its connection.
+	 */
+	protected onRecheck(_db: Database): void | Promise<void> {}
 	/** Extra work at each alarm; returns when the next alarm is wanted (ms epoch), if at all. */
 	protected onAlarm(): number | undefined | Promise<number | undefined> {
 		return undefined;
@@ -469,7 +474,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 			else next = Math.min(next ?? Number.POSITIVE_INFINITY, deadline);
 		}
 		if (this.authedSockets().length > 0) {
-			await this.#closeRevokedSessions();
+			await this.#recheck();
 			next = Math.min(next ?? Number.POSITIVE_INFINITY, now + SESSION_RECHECK_MS);
 		}
 		const wanted = await this.onAlarm();
@@ -477,8 +482,11 @@ export abstract class SocketServer extends DurableObject<Env> {
 		if (next !== undefined) await this.ctx.storage.setAlarm(Math.max(next, now + 1000));
 	}
 
-	/** Closes sockets whose session has ended. If Postgres cannot answer, sockets stay and the check repeats. */
-	async #closeRevokedSessions(): Promise<void> {
+	/**
+	 * Closes sockets whose session has ended, then runs onRecheck. If Postgres
+	 * cannot answer, sockets stay and the check repeats.
+	 */
+	async #recheck(): Promise<void> {
 		const sockets = this.authedSockets();
 		const ids = [...new Set(sockets.map(([, info]) => info.sessionId))];
 		try {
@@ -491,6 +499,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 					.where(and(inArray(sessions.id, ids), isNull(sessions.revokedAt)));
 				const alive = new Set(live.map((r) => r.id));
 				for (const [ws, info] of sockets) if (!alive.has(info.sessionId)) ws.close(CLOSE_UNAUTHORIZED, "session ended");
+				await this.onRecheck(handle.db);
 			} finally {
 				void handle.close();
 			}

@@ -1,6 +1,8 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { call, login, register, signUp } from "./helpers.ts";
+import { conversationMembers } from "../db/schema/index.ts";
+import { call, login, register, signUp, withDb } from "./helpers.ts";
 import { b64, createGroup, TestSocket } from "./sockets.ts";
 
 const room = (id: string) => env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName(id));
@@ -55,6 +57,28 @@ describe("socket lifecycle", () => {
 		expect((await channel.waitClosed()).code).toBe(4001);
 		await runDurableObjectAlarm(room(id));
 		expect((await conv.waitClosed()).code).toBe(4001);
+	});
+
+	it("repairs a member list the room missed from Postgres at its next check: the removed member's sockets close", async () => {
+		const a = await signUp();
+		const b = await signUp();
+		const c = await signUp();
+		const id = await createGroup(a.accessToken, [b.id]);
+		const wb = await TestSocket.open(`/v1/conversations/${id}/ws`, b.accessToken);
+		await wb.next("ready");
+		// Postgres changes behind the room's back, as when the api's call to the room fails after the commit.
+		await withDb(async (db) => {
+			await db
+				.delete(conversationMembers)
+				.where(and(eq(conversationMembers.conversationId, id), eq(conversationMembers.userId, b.id)));
+			await db.insert(conversationMembers).values({ conversationId: id, userId: c.id, role: "member" });
+		});
+		expect((await TestSocket.refusal(`/v1/conversations/${id}/ws`, c.accessToken)).status).toBe(403);
+		expect(wb.closed).toBeUndefined();
+		expect(await runDurableObjectAlarm(room(id))).toBe(true);
+		expect(await wb.waitClosed()).toEqual({ code: 4003, reason: "removed" });
+		const wc = await TestSocket.open(`/v1/conversations/${id}/ws`, c.accessToken);
+		expect(await wc.next("ready")).toMatchObject({ userId: c.id });
 	});
 
 	it("wipes disappearing messages once their retention has passed, keeping tombstones", async () => {
