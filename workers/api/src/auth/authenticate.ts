@@ -10,3 +10,15 @@ export async function authenticate(config: Config, db: Database, token: string):
 	await assertSessionLive(db, claims.sessionId, claims.userId);
 	return claims;
 }
+
+/** For a conversation's socket: the session check and the membership check in one query. */
+export async function authenticateMember(
+	config: Config,
+	db: Database,
+	token: string,
+	conversationId: string,
+): Promise<Principal & { member: boolean }> {
+	const claims = await verifyAccessToken(config.signingKeys, config.issuer, token);
+	const { member } = await assertSessionLive(db, claims.sessionId, claims.userId, conversationId);
+	return { ...claims, member };
+}

@@ -5,7 +5,7 @@ import type { SessionId, UserId } from "@secureconnect/protocol";
 import { and, eq, isNull, ne, sql } from "drizzle-orm";
 import type { Config } from "../config/config.ts";
 import type { Database } from "../db/client.ts";
-import { refreshTokens, sessions } from "../db/schema/index.ts";
+import { conversationMembers, refreshTokens, sessions } from "../db/schema/index.ts";
 import { ApiError } from "../lib/api-error.ts";
 import { randomToken, sha256Hex } from "../lib/crypto.ts";
 import { newId } from "../lib/ids.ts";
@@ -114,11 +114,27 @@ export async function refreshSession(
 
 /**
  * The revocation check behind every authenticated request. It reads the
- * database; if that fails, the caller gets 503, never access.
+ * database; if that fails, the caller gets 503, never access. With
+ * `memberOf`, the same round trip also answers whether the user is a member
+ * of that conversation (a socket upgrade needs both, and each round trip to
+ * Postgres from the edge is a wait the user sees).
  */
-export async function assertSessionLive(db: Database, sessionId: string, userId: string): Promise<void> {
+export async function assertSessionLive(
+	db: Database,
+	sessionId: string,
+	userId: string,
+	memberOf?: string,
+): Promise<{ member: boolean }> {
 	const [session] = await db
-		.select({ revokedAt: sessions.revokedAt, userId: sessions.userId, lastSeenAt: sessions.lastSeenAt })
+		.select({
+			revokedAt: sessions.revokedAt,
+			userId: sessions.userId,
+			lastSeenAt: sessions.lastSeenAt,
+			member:
+				memberOf === undefined
+					? sql<boolean>`false`
+					: sql<boolean>`exists (select 1 from ${conversationMembers} where ${conversationMembers.conversationId} = ${memberOf} and ${conversationMembers.userId} = ${userId})`,
+		})
 		.from(sessions)
 		.where(eq(sessions.id, sessionId));
 	if (!session || session.revokedAt || session.userId !== userId) {
@@ -127,4 +143,5 @@ export async function assertSessionLive(db: Database, sessionId: string, userId:
 	if (Date.now() - session.lastSeenAt.getTime() > LAST_SEEN_RESOLUTION_MS) {
 		await db.update(sessions).set({ lastSeenAt: sql`now()` }).where(eq(sessions.id, sessionId));
 	}
+	return { member: session.member === true };
 }

@@ -73,11 +73,6 @@ export async function isMember(db: Database, conversationId: string, userId: str
 	return row !== undefined;
 }
 
-/** 404 for non-members, as for unknown conversations (no existence leak). */
-export async function assertMember(db: Database, conversationId: string, userId: string): Promise<void> {
-	if (!(await isMember(db, conversationId, userId))) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
-}
-
 /** Pushes the current member list to the room: sockets of removed members close at once. */
 export async function syncRoom(env: Env, row: ConversationRow, members: Member[], db?: Database): Promise<void> {
 	const [a, b] = members;

@@ -12,8 +12,8 @@ import {
 	tokenFromProtocols,
 	USER_HEADER,
 } from "../../../../chat-room/src/SocketServer.ts";
-import { authenticate } from "../../auth/authenticate.ts";
-import { assertMember, channelOf, roomOf } from "../../conversations/service.ts";
+import { authenticate, authenticateMember } from "../../auth/authenticate.ts";
+import { channelOf, roomOf } from "../../conversations/service.ts";
 import { openDatabase } from "../../db/client.ts";
 import { ApiError } from "../../lib/api-error.ts";
 import { REQUEST_ID_HEADER } from "../../middleware/request-id/index.ts";
@@ -60,8 +60,9 @@ export const realtimeRoutes = router
 			if (!/^cnv_[a-z2-7]{10,40}$/.test(id)) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
 			return handOver(roomOf(c.env, id), c, selected ? { [PROTOCOL_HEADER]: selected } : {});
 		}
-		const principal = await authenticate(c.var.config, c.var.db, token);
-		await assertMember(c.var.db, id, principal.userId);
+		const principal = await authenticateMember(c.var.config, c.var.db, token, id);
+		// 404 as for unknown conversations: no existence leak.
+		if (!principal.member) throw new ApiError(404, "NOT_FOUND", "No such conversation.");
 		return handOver(roomOf(c.env, id), c, {
 			[USER_HEADER]: principal.userId,
 			[SESSION_HEADER]: principal.sessionId,
