@@ -51,9 +51,11 @@ describe("users", () => {
 	it("shows public profiles and finds users by exact handle", async () => {
 		const a = await signUp();
 		const b = await register();
-		const profile = await call<{ user: Json }>(`/v1/users/${b.id}`, { token: a.accessToken });
+		const profile = await call<Json>(`/v1/users/${b.id}`, { token: a.accessToken });
 		expect(profile.status).toBe(200);
-		expect(profile.body.user).toEqual({ id: b.id, handle: b.handle, displayName: expect.any(String) });
+		// API.md's `{id, handle, displayName}`, and the same under `user` for earlier clients.
+		const fields = { id: b.id, handle: b.handle, displayName: expect.any(String) };
+		expect(profile.body).toEqual({ ...fields, user: fields });
 		const found = await call<{ users: Json[] }>(`/v1/users?handle=${b.handle.toUpperCase()}`, { token: a.accessToken });
 		expect(found.body.users.map((u) => u.id)).toEqual([b.id]);
 		const none = await call<{ users: Json[] }>("/v1/users?handle=nobody_here_x", { token: a.accessToken });

@@ -11,6 +11,12 @@ import { authed, createRouter, errorResponses, jsonBody, jsonResponse, NO_CONTEN
 
 const tags = ["Users"];
 const me = z.object({ user: User });
+/**
+ * API.md gives a public profile as `{id, handle, displayName}` at the top
+ * level; `user` carries the same fields for clients written against the
+ * wrapped body this route answered first.
+ */
+const publicProfile = PublicUser.extend({ user: PublicUser });
 
 const getMe = createRoute({
 	method: "get",
@@ -56,7 +62,7 @@ const getOne = createRoute({
 	summary: "Public profile",
 	...authed,
 	request: { params: z.object({ id: z.string().max(64) }) },
-	responses: { 200: jsonResponse(z.object({ user: PublicUser }), "Public profile"), ...errorResponses(401, 404) },
+	responses: { 200: jsonResponse(publicProfile, "Public profile"), ...errorResponses(401, 404) },
 });
 
 export const userRoutes = createRouter()
@@ -104,5 +110,6 @@ export const userRoutes = createRouter()
 	})
 	.openapi(getOne, async (c) => {
 		const row = await visibleUser(c.var.db, c.var.auth.userId, c.req.valid("param").id);
-		return c.json({ user: toPublicUser(row) }, 200);
+		const profile = toPublicUser(row);
+		return c.json({ ...profile, user: profile }, 200);
 	});
