@@ -498,7 +498,7 @@ export abstract class SocketServer extends DurableObject<Env> {
 					.from(sessions)
 					.where(and(inArray(sessions.id, ids), isNull(sessions.revokedAt)));
 				const alive = new Set(live.map((r) => r.id));
-				for (const [ws, info] of sockets) if (!alive.has(info.sessionId)) ws.close(CLOSE_UNAUTHORIZED, "session ended");
+				for (const [ws, info] of sockets) if (!alive.has(info.sessionId)) this.#endSession(ws);
 				await this.onRecheck(handle.db);
 			} finally {
 				void handle.close();
@@ -508,11 +508,21 @@ export abstract class SocketServer extends DurableObject<Env> {
 		}
 	}
 
+	/**
+	 * An error frame first: a client sees it at once, while the runtime may
+	 * keep the TCP connection of a socket it closed open for seconds after the
+	 * closing handshake (workerd here: about 10 s), which delays a client's
+	 * `close` event.
+	 */
+	#endSession(ws: WebSocket): void {
+		this.fail(ws, "UNAUTHORIZED", "The session has ended; sign in again.");
+		ws.close(CLOSE_UNAUTHORIZED, "session ended");
+	}
+
 	/** Closes the sockets of the given sessions at once. */
 	async closeSessions(sessionIds: string[]): Promise<void> {
 		const ended = new Set(sessionIds);
-		for (const [ws, info] of this.authedSockets())
-			if (ended.has(info.sessionId)) ws.close(CLOSE_UNAUTHORIZED, "session ended");
+		for (const [ws, info] of this.authedSockets()) if (ended.has(info.sessionId)) this.#endSession(ws);
 	}
 
 	// ------------------------------------------------- backup and restore (admin api only)

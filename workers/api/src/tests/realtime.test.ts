@@ -66,7 +66,13 @@ describe("conversation sockets", () => {
 		const mine = await open(a.accessToken);
 		const theirs = await open(other.accessToken);
 		expect((await call("/v1/auth/logout", { method: "POST", token: a.accessToken })).status).toBe(204);
-		for (const socket of mine) expect(await socket.waitClosed(2_000)).toMatchObject({ code: 4001 });
+		for (const socket of mine) {
+			// An error frame says why before the close, which a client may see seconds later.
+			expect(await socket.next("error", (f) => f.code === "UNAUTHORIZED")).toMatchObject({
+				message: expect.stringMatching(/session has ended/),
+			});
+			expect(await socket.waitClosed(2_000)).toMatchObject({ code: 4001 });
+		}
 		const survivor = theirs[0] as TestSocket;
 		survivor.send({ type: "send", clientId: "still-here", ciphertext: b64("x") });
 		expect(await survivor.next("ack")).toMatchObject({ clientId: "still-here" });
