@@ -137,6 +137,19 @@ async function tokenCases(ctx: Ctx): Promise<void> {
 			signCallToken(apiKey, { ...claims, iat: -300, ttl: 100 }).then((t) => refused("expired", t, "TOKEN_EXPIRED")));
 		await test("e  a token signed by an unknown key is refused", async () =>
 			refused("unknown key", await signCallToken(await strangerKey(), claims), "INVALID_TOKEN"));
+		await test("e  once the last one leaves, the call's still-valid token no longer opens it", async () => {
+			await api.leaveCall(alice, callId);
+			// The api tells the node after answering the leave.
+			const admission = await until("the node to refuse the ended call", 10_000, async () => {
+				const tried = await tryAdmission(join.url, join.token);
+				return !tried.admitted && tried;
+			});
+			assert(
+				admission.code === "NOT_FOUND" && admission.closeCode === 4010,
+				`expected NOT_FOUND and close 4010, got ${JSON.stringify(admission)}`,
+			);
+			say(`      ended call: ${admission.code} "${admission.message}", close ${admission.closeCode}`);
+		});
 	} finally {
 		await api.leaveCall(alice, callId);
 	}

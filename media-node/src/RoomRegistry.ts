@@ -2,7 +2,7 @@
 // socket of a call (concurrent first sockets share one creation), forgets it
 // when it closes, and refuses new sockets while the node drains or is full.
 
-import { RTC_CLOSE_CODES } from "../../protocol/src/signaling.ts";
+import { CALL_TOKEN_MAX_TTL_SECONDS, RTC_CLOSE_CODES } from "../../protocol/src/signaling.ts";
 import type { EventSink } from "./ApiReporter.ts";
 import type { CallClaims } from "./CallTokenVerifier.ts";
 import type { MediaNodeConfig } from "./config.ts";
@@ -22,12 +22,21 @@ export type RoomRegistryOptions = {
 
 export type Admission = { room: Room; peer: Peer };
 
+/**
+ * A call the api ended is remembered this long: any call token for it that
+ * is still valid (at most CALL_TOKEN_MAX_TTL_SECONDS, plus the verifier's
+ * 30 s tolerance) must not open it again.
+ */
+export const ENDED_CALL_MEMORY_MS = (CALL_TOKEN_MAX_TTL_SECONDS + 30) * 1000;
+
 export class RoomRegistry {
 	#options: RoomRegistryOptions;
 	#rooms = new Map<string, Room>();
 	#creating = new Map<string, Promise<Room>>();
 	#draining = false;
 	#emptyWaiters: (() => void)[] = [];
+	/** Calls the api ended, with when they may be forgotten (in the order they ended). */
+	#ended = new Map<string, number>();
 
 	static create(options: RoomRegistryOptions): RoomRegistry {
 		return new RoomRegistry(options);
@@ -70,6 +79,9 @@ export class RoomRegistry {
 
 	/** Puts an authenticated socket into its call. Throws RtcError with a close code when refused. */
 	async admit(claims: CallClaims, connection: PeerConnection): Promise<Admission> {
+		if (this.#hasEnded(claims.callId)) {
+			throw new RtcError("NOT_FOUND", "This call has ended.", RTC_CLOSE_CODES.CALL_ENDED);
+		}
 		for (let attempt = 0; attempt < 3; attempt++) {
 			this.#checkOpen();
 
@@ -105,8 +117,13 @@ export class RoomRegistry {
 		);
 	}
 
-	/** Ends a call (the api asked): peers get callEnded. False when the call is not here. */
+	/**
+	 * Ends a call (the api asked): peers get callEnded, and no token opens it
+	 * again. False when the call is not here.
+	 */
 	end(callId: string): boolean {
+		this.#ended.delete(callId);
+		this.#ended.set(callId, Date.now() + ENDED_CALL_MEMORY_MS);
 		const room = this.#rooms.get(callId);
 
 		if (!room) {
@@ -115,6 +132,15 @@ export class RoomRegistry {
 		room.close("ended");
 
 		return true;
+	}
+
+	#hasEnded(callId: string): boolean {
+		const now = Date.now();
+		for (const [id, until] of this.#ended) {
+			if (until > now) break;
+			this.#ended.delete(id);
+		}
+		return this.#ended.has(callId);
 	}
 
 	/** No new sockets from now on; peers of the current calls are told to move. */

@@ -417,6 +417,14 @@ describe("operations", () => {
 		});
 
 		expect(again.status).toBe(404);
+
+		// A token minted before the end is still valid for a while: it must not open the call again.
+		const late = await SignalingClient.open(target.url, await token("usr_bob"));
+
+		harness.defer(() => late.close());
+		expect(await late.closed).toEqual({ code: RTC_CLOSE_CODES.CALL_ENDED, reason: "NOT_FOUND" });
+		expect(late.errorFrame()?.message).toBe("This call has ended.");
+		expect(late.frames.some((f) => f.type === "notification" && f.method === "ready")).toBe(false);
 	});
 
 	it("drains gracefully: peers told, api told, no new sockets, exits when calls end", async () => {

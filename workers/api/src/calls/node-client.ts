@@ -14,9 +14,15 @@ export function nodeHttpBase(wsUrl: string): string {
 }
 
 /** Tells the call's node to close the room (peers get callEnded). Best effort: the call is over either way. */
-export async function endOnNode(config: Config, log: Logger, nodeWsUrl: string, callId: string, requestId: string) {
+export async function endOnNode(
+	config: Config,
+	log: Logger,
+	node: { id: string; url: string },
+	callId: string,
+	requestId: string,
+) {
 	try {
-		const base = nodeHttpBase(nodeWsUrl);
+		const base = nodeHttpBase(node.url);
 		const body = JSON.stringify({ callId });
 		const timestamp = String(Math.floor(Date.now() / 1000));
 		const res = await withTimeout(
@@ -27,6 +33,8 @@ export async function endOnNode(config: Config, log: Logger, nodeWsUrl: string, 
 				headers: {
 					"content-type": "application/json",
 					"x-request-id": requestId,
+					// The node refuses a request signed for another node (they share the secret).
+					"x-sc-node-id": node.id,
 					"x-sc-timestamp": timestamp,
 					"x-sc-signature": await signNodeRequest(config.mediaNodeSecret, timestamp, body),
 				},

@@ -243,23 +243,25 @@ export async function tellParticipants(
 }
 
 /** Ends the call when nobody is in it any more. */
-export async function endIfEmpty(env: Env, db: Database, callId: string, reason: string): Promise<void> {
+/** Ends the call once nobody is in it; true when this call ended it. */
+export async function endIfEmpty(env: Env, db: Database, callId: string, reason: string): Promise<boolean> {
 	const [inside] = await db
 		.select({ userId: callParticipants.userId })
 		.from(callParticipants)
 		.where(and(eq(callParticipants.callId, callId), eq(callParticipants.state, "joined")))
 		.limit(1);
-	if (inside) return;
-	await endCall(env, db, callId, reason);
+	if (inside) return false;
+	return endCall(env, db, callId, reason);
 }
 
-export async function endCall(env: Env, db: Database, callId: string, reason: string, by?: string): Promise<void> {
+/** True when this call ended it (false: it was already over). */
+export async function endCall(env: Env, db: Database, callId: string, reason: string, by?: string): Promise<boolean> {
 	const [ended] = await db
 		.update(calls)
 		.set({ state: "ended", endedAt: new Date(), endedReason: reason })
 		.where(and(eq(calls.id, callId), inArray(calls.state, ["ringing", "active"])))
 		.returning();
-	if (!ended) return;
+	if (!ended) return false;
 	await db
 		.update(callParticipants)
 		.set({ state: "left", leftAt: new Date() })
@@ -278,6 +280,7 @@ export async function endCall(env: Env, db: Database, callId: string, reason: st
 			by ?? ended.initiatorId ?? "",
 		),
 	);
+	return true;
 }
 
 /** Nobody answered in time: the call is missed for everyone who was rung. */

@@ -103,6 +103,13 @@ async function joinInfo(c: Context<AuthedEnv>, callId: string, node: PickedNode)
 	return { url: node.url, token, iceServers: ice.iceServers, turn: ice.turn };
 }
 
+/** Tells the call's media node it ended (the request itself after the answer): the node then refuses the call's tokens. */
+async function tellNodeEnded(c: Context<AuthedEnv>, nodeId: string, callId: string): Promise<void> {
+	const { config, log, db, requestId } = c.var;
+	const url = await nodeUrlOf(db, config, nodeId).catch(() => undefined);
+	if (url) c.executionCtx.waitUntil(endOnNode(config, log, { id: nodeId, url }, callId, requestId));
+}
+
 /** The call, if the caller is a member of its conversation (404 otherwise). */
 async function callForMember(c: Context<AuthedEnv>, callId: string) {
 	const loaded = await loadCall(c.var.db, callId);
@@ -252,15 +259,14 @@ export const callRoutes = createRouter()
 			.returning();
 		if (!changed) throw new ApiError(409, "CONFLICT", "You are not in this call.");
 		await tellParticipants(c.env, db, row.id, callFrame(call, "left", me));
-		await endIfEmpty(c.env, db, row.id, "everyone_left");
+		if (await endIfEmpty(c.env, db, row.id, "everyone_left")) await tellNodeEnded(c, row.nodeId, row.id);
 		return c.body(null, 204);
 	})
 	.openapi(end, async (c) => {
 		const { row } = await callForMember(c, c.req.valid("param").id);
 		if (row.state !== "ringing" && row.state !== "active") throw new ApiError(409, "CONFLICT", "The call is over.");
 		await endCall(c.env, c.var.db, row.id, "ended_by_participant", c.var.auth.userId);
-		const nodeUrl = await nodeUrlOf(c.var.db, c.var.config, row.nodeId).catch(() => undefined);
-		if (nodeUrl) c.executionCtx.waitUntil(endOnNode(c.var.config, c.var.log, nodeUrl, row.id, c.var.requestId));
+		await tellNodeEnded(c, row.nodeId, row.id);
 		return c.body(null, 204);
 	})
 	.openapi(get, async (c) => {
