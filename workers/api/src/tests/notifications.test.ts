@@ -93,6 +93,13 @@ async function subscribe(user: SignedIn, body: Json): Promise<Sub> {
 	return res.body.subscription;
 }
 
+/** A device of the user's with an FCM subscription; returns the subscription's token. */
+async function subscribeFcm(user: SignedIn): Promise<string> {
+	const token = fcmToken();
+	await subscribe(user, { kind: "fcm", token, deviceId: await addDevice(user) });
+	return token;
+}
+
 async function subscriptions(user: SignedIn): Promise<Sub[]> {
 	const res = await call<{ subscriptions: Sub[] }>("/v1/push/subscriptions", { token: user.accessToken });
 	expect(res.status).toBe(200);
@@ -399,8 +406,7 @@ describe("push subscriptions API", () => {
 describe("FCM HTTP v1", () => {
 	it("exchanges a verified RS256 assertion for a cached access token and sends data-only payloads", async () => {
 		const user = await signUp();
-		const token = fcmToken();
-		await subscribe(user, { kind: "fcm", token, deviceId: await addDevice(user) });
+		const token = await subscribeFcm(user);
 		const before = await tokenExchanges();
 		const job = pushJob(user.id);
 		const result = await run([{ id: `m-${unique()}`, body: job }]);
@@ -429,8 +435,7 @@ describe("FCM HTTP v1", () => {
 
 	it("prunes a subscription FCM answers UNREGISTERED (404)", async () => {
 		const user = await signUp();
-		const token = fcmToken();
-		await subscribe(user, { kind: "fcm", token, deviceId: await addDevice(user) });
+		const token = await subscribeFcm(user);
 		await script(token, [404]);
 		const result = await run([{ id: `m-${unique()}`, body: pushJob(user.id) }]);
 		expect(result.explicitAcks).toHaveLength(1);
@@ -476,8 +481,7 @@ describe("FCM HTTP v1", () => {
 
 	it("coalesces message pushes for one conversation within a batch into the newest", async () => {
 		const user = await signUp();
-		const token = fcmToken();
-		await subscribe(user, { kind: "fcm", token, deviceId: await addDevice(user) });
+		const token = await subscribeFcm(user);
 		const conv = conversationId();
 		const result = await run(
 			[3, 5, 4].map((seq) => ({ id: `m-${unique()}`, body: pushJob(user.id, { conversationId: conv, seq }) })),
@@ -491,8 +495,7 @@ describe("FCM HTTP v1", () => {
 		const user = await signUp();
 		const blocked = await register();
 		const other = await register();
-		const token = fcmToken();
-		await subscribe(user, { kind: "fcm", token, deviceId: await addDevice(user) });
+		const token = await subscribeFcm(user);
 		expect((await call(`/v1/blocks/${blocked.id}`, { method: "PUT", token: user.accessToken })).status).toBe(204);
 		const conv = conversationId();
 		const job = (seq: number, senderIds?: string[]) => ({
@@ -856,8 +859,7 @@ describe("an offline conversation member", () => {
 		const sender = await signUp();
 		const other = await signUp();
 		const bob = await signUp();
-		const token = fcmToken();
-		await subscribe(bob, { kind: "fcm", token, deviceId: await addDevice(bob) });
+		const token = await subscribeFcm(bob);
 		const id = await createGroup(other.accessToken, [sender.id, bob.id]);
 		expect((await call(`/v1/blocks/${sender.id}`, { method: "PUT", token: bob.accessToken })).status).toBe(204);
 		const send = async (user: SignedIn) => {
